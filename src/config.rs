@@ -1,0 +1,245 @@
+//! The TOML configuration: embedded defaults, a user file over them, flags over both.
+//! Validation errors name the file and line.
+
+use crate::rules::{Action, RulePack};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The configuration compiled into the binary.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Enforce,
+    DryRun,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s {
+            "enforce" => Ok(Mode::Enforce),
+            "dry-run" | "dryrun" | "dry_run" => Ok(Mode::DryRun),
+            _ => Err(format!("unknown mode `{s}` (enforce or dry-run)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Per-rule settings from `[rules.<id>]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSettings {
+    pub action: Option<Action>,
+    #[serde(default)]
+    pub disabled: bool,
+    /// Added to the rule's own home hosts.
+    #[serde(default)]
+    pub home_hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub mode: Mode,
+    pub ca_dir: PathBuf,
+    #[serde(default)]
+    pub upstream_ca: Vec<PathBuf>,
+    #[serde(default)]
+    pub rules_dir: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub max_inspect_bytes: usize,
+    pub fail_open: bool,
+    #[serde(default)]
+    pub bypass: Vec<String>,
+    pub connect_timeout_secs: u64,
+    pub upstream_timeout_secs: u64,
+    #[serde(default)]
+    pub rules: BTreeMap<String, RuleSettings>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error(transparent)]
+    Rules(#[from] crate::rules::RuleError),
+}
+
+impl Config {
+    /// The embedded default configuration.
+    pub fn embedded() -> Config {
+        Config::parse("<embedded default>", DEFAULT_CONFIG)
+            .expect("embedded default config is valid")
+    }
+
+    /// Read a file; keys it leaves out keep their default values.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&path.display().to_string(), &text)
+    }
+
+    /// Parse `text` merged over the embedded defaults.
+    pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
+        let parse_err = |e: toml::de::Error, src: &str| ConfigError::Parse {
+            path: name.to_string(),
+            line: e
+                .span()
+                .map(|s| src[..s.start.min(src.len())].matches('\n').count() + 1)
+                .unwrap_or(0),
+            message: e.message().to_string(),
+        };
+        let mut base: toml::Table =
+            toml::from_str(DEFAULT_CONFIG).expect("embedded default config is TOML");
+        let user: toml::Table = toml::from_str(text).map_err(|e| parse_err(e, text))?;
+        for (k, v) in user {
+            base.insert(k, v);
+        }
+        let merged = toml::to_string(&base).expect("a TOML table serializes");
+        let cfg: Config = toml::from_str(&merged).map_err(|e| {
+            // Point at the user's file: find the offending key's line there if we can.
+            let line = e
+                .span()
+                .and_then(|s| {
+                    let key_line = merged[..s.start.min(merged.len())].lines().last()?;
+                    let key = key_line.split('=').next()?.trim();
+                    text.lines()
+                        .position(|l| l.trim_start().starts_with(key))
+                        .map(|i| i + 1)
+                })
+                .unwrap_or(0);
+            ConfigError::Parse {
+                path: name.to_string(),
+                line,
+                message: e.message().to_string(),
+            }
+        })?;
+        cfg.validate(name)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, name: &str) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: name.to_string(),
+            message,
+        };
+        if self.max_inspect_bytes == 0 {
+            return Err(invalid("max_inspect_bytes must be greater than 0".into()));
+        }
+        if self.connect_timeout_secs == 0 || self.upstream_timeout_secs == 0 {
+            return Err(invalid("timeouts must be at least 1 second".into()));
+        }
+        for g in &self.bypass {
+            if g.is_empty() || g.contains(char::is_whitespace) {
+                return Err(invalid(format!("bypass entry `{g}` is not a host glob")));
+            }
+        }
+        Ok(())
+    }
+
+    /// `ca_dir` with a leading `~` expanded.
+    pub fn ca_dir(&self) -> PathBuf {
+        expand_home(&self.ca_dir)
+    }
+
+    /// The rule pack this config asks for: built-in packs, `rules_dir` over them, then
+    /// `[rules.<id>]` settings. Unknown rule ids in the config are an error.
+    pub fn rule_pack(&self) -> Result<RulePack, ConfigError> {
+        let mut pack = match &self.rules_dir {
+            Some(dir) => RulePack::builtin_with_dir(&expand_home(dir))?,
+            None => RulePack::builtin(),
+        };
+        for (id, s) in &self.rules {
+            let Some(rule) = pack.rules.iter_mut().find(|r| &r.id == id) else {
+                return Err(ConfigError::Invalid {
+                    path: "config".into(),
+                    message: format!("[rules.{id}]: no rule with that id"),
+                });
+            };
+            if s.disabled {
+                rule.disabled = true;
+            }
+            if let Some(a) = s.action {
+                rule.action = Some(a);
+            }
+            rule.home_hosts.extend(s.home_hosts.iter().cloned());
+        }
+        Ok(pack)
+    }
+}
+
+/// Expand a leading `~/` to `$HOME/`.
+pub fn expand_home(p: &Path) -> PathBuf {
+    if let Ok(rest) = p.strip_prefix("~") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    p.to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults() {
+        let c = Config::embedded();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8383");
+        assert_eq!(c.mode, Mode::Enforce);
+        assert!(!c.fail_open);
+        assert_eq!(c.max_inspect_bytes, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn user_file_overrides_and_keeps_defaults() {
+        let c = Config::parse("t.toml", "mode = \"dry-run\"\n[rules.email]\naction = \"log\"\n")
+            .unwrap();
+        assert_eq!(c.mode, Mode::DryRun);
+        assert_eq!(c.listen.port(), 8383);
+        let pack = c.rule_pack().unwrap();
+        let email = pack.rules.iter().find(|r| r.id == "email").unwrap();
+        assert_eq!(email.action(), Action::Log);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = Config::parse("t.toml", "listen = \"127.0.0.1:1\"\nmode = \"loud\"\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("t.toml:2:"), "{msg}");
+        let e = Config::parse("t.toml", "listen = [\n").unwrap_err();
+        assert!(e.to_string().starts_with("t.toml:"), "{e}");
+        let e = Config::parse("t.toml", "bogus_key = 1\n").unwrap_err();
+        assert!(e.to_string().contains("bogus_key"), "{e}");
+    }
+
+    #[test]
+    fn unknown_rule_in_config_is_an_error() {
+        let c = Config::parse("t.toml", "[rules.no-such-rule]\naction = \"log\"\n").unwrap();
+        assert!(c.rule_pack().is_err());
+    }
+}

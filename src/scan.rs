@@ -1,0 +1,451 @@
+//! The compiled scanner: an Aho-Corasick keyword prefilter plus two cheap triggers
+//! (digit runs, `@`) decide *where* to look; each rule's regex then runs only in a small
+//! window around a hit, and its validator/context/entropy checks confirm the match.
+//!
+//! Benign text costs one DFA pass for keywords and one byte loop for digit runs;
+//! no rule's regex ever runs over the whole input.
+
+pub mod validate;
+
+use crate::rules::{Category, Rule, RulePack, Trigger};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex_automata::meta::Regex;
+use regex_automata::util::syntax;
+use regex_automata::Input;
+use std::io::Read;
+use std::sync::Arc;
+use validate::Validator;
+
+/// Digit runs shorter than this never start a candidate.
+const MIN_DIGIT_RUN: usize = 6;
+
+/// One detected item: half-open byte offsets into the scanned input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub rule: Arc<str>,
+    pub category: Category,
+    pub start: usize,
+    pub end: usize,
+    /// Index of the rule in [`Scanner::rules`].
+    pub rule_index: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("rule `{rule}`: {message}")]
+    Rule { rule: String, message: String },
+    #[error("building the keyword automaton: {0}")]
+    Keywords(String),
+}
+
+/// Compile a rule regex the way the scanner runs it: over bytes, ASCII classes
+/// (`\d`, `\w`, `\b` never match non-ASCII, so offsets stay byte-exact next to CJK text).
+pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
+    Regex::builder()
+        .syntax(
+            syntax::Config::new()
+                .unicode(false)
+                .utf8(false)
+                .multi_line(false),
+        )
+        .configure(Regex::config().utf8_empty(false))
+        .build(pattern)
+        .map_err(|e| e.to_string())
+}
+
+struct CompiledRule {
+    id: Arc<str>,
+    category: Category,
+    regex: Regex,
+    secret_group: Option<usize>,
+    validator: Option<Validator>,
+    context: Vec<Vec<u8>>,
+    context_window: usize,
+    lookbehind: usize,
+    lookahead: usize,
+    allow: Vec<Vec<u8>>,
+    priority: i32,
+}
+
+/// A compiled rule pack. Cheap to share (`Arc<Scanner>`), safe to use from many threads.
+pub struct Scanner {
+    rules: Vec<CompiledRule>,
+    source: Vec<Rule>,
+    keywords: Option<AhoCorasick>,
+    /// For each keyword pattern id, the rules that asked for it.
+    keyword_rules: Vec<Vec<u32>>,
+    digit_rules: Vec<u32>,
+    at_rules: Vec<u32>,
+    max_span: usize,
+}
+
+/// A place where one rule's regex should be tried.
+#[derive(Clone, Copy)]
+struct Candidate {
+    rule: u32,
+    win_start: usize,
+    win_end: usize,
+    hit_start: usize,
+    hit_end: usize,
+}
+
+impl Scanner {
+    pub fn new(pack: &RulePack) -> Result<Scanner, ScanError> {
+        let mut rules = Vec::new();
+        let mut source = Vec::new();
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
+        let mut keyword_rules: Vec<Vec<u32>> = Vec::new();
+        let mut digit_rules = Vec::new();
+        let mut at_rules = Vec::new();
+        let mut max_span = 0;
+        for rule in pack.enabled() {
+            let idx = rules.len() as u32;
+            let err = |message: String| ScanError::Rule {
+                rule: rule.id.clone(),
+                message,
+            };
+            let regex = compile_regex(&rule.regex).map_err(err)?;
+            let secret_group = regex.group_info().to_index(
+                regex_automata::util::primitives::PatternID::ZERO,
+                "secret",
+            );
+            let validator = match &rule.validator {
+                Some(v) => Some(Validator::parse(v).map_err(err)?),
+                None => None,
+            };
+            for kw in &rule.keywords {
+                let k = kw.as_bytes().to_ascii_lowercase();
+                match patterns.iter().position(|p| *p == k) {
+                    Some(p) => keyword_rules[p].push(idx),
+                    None => {
+                        patterns.push(k);
+                        keyword_rules.push(vec![idx]);
+                    }
+                }
+            }
+            match rule.trigger {
+                Some(Trigger::Digits) => digit_rules.push(idx),
+                Some(Trigger::At) => at_rules.push(idx),
+                None => {}
+            }
+            max_span = max_span.max(rule.lookbehind + rule.lookahead + rule.context_window);
+            rules.push(CompiledRule {
+                id: Arc::from(rule.id.as_str()),
+                category: rule.category,
+                regex,
+                secret_group,
+                validator,
+                context: rule
+                    .context
+                    .iter()
+                    .map(|c| c.as_bytes().to_ascii_lowercase())
+                    .collect(),
+                context_window: rule.context_window,
+                lookbehind: rule.lookbehind,
+                lookahead: rule.lookahead,
+                allow: rule.allow.iter().map(|a| a.as_bytes().to_vec()).collect(),
+                priority: rule.priority,
+            });
+            source.push(rule.clone());
+        }
+        let keywords = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .match_kind(MatchKind::Standard)
+                    .ascii_case_insensitive(true)
+                    .build(&patterns)
+                    .map_err(|e| ScanError::Keywords(e.to_string()))?,
+            )
+        };
+        Ok(Scanner {
+            rules,
+            source,
+            keywords,
+            keyword_rules,
+            digit_rules,
+            at_rules,
+            max_span,
+        })
+    }
+
+    /// The enabled rules, in the order of [`Finding::rule_index`].
+    pub fn rules(&self) -> &[Rule] {
+        &self.source
+    }
+
+    pub fn rule(&self, f: &Finding) -> &Rule {
+        &self.source[f.rule_index as usize]
+    }
+
+    /// The longest stretch of bytes one finding plus its context can cover; streaming
+    /// windows overlap by at least this much.
+    pub fn max_span(&self) -> usize {
+        self.max_span
+    }
+
+    /// Scan a whole buffer. Findings are sorted by start and do not overlap: where two
+    /// rules claim overlapping bytes, the higher priority (then the longer) wins.
+    pub fn scan(&self, hay: &[u8]) -> Vec<Finding> {
+        let mut cands = Vec::new();
+        self.collect_candidates(hay, &mut cands);
+        if cands.is_empty() {
+            return Vec::new();
+        }
+        cands.sort_unstable_by_key(|c| (c.rule, c.win_start));
+        let mut found = Vec::new();
+        let mut i = 0;
+        while i < cands.len() {
+            // Merge overlapping windows of the same rule so its regex runs once there.
+            let mut c = cands[i];
+            let mut j = i + 1;
+            while j < cands.len() && cands[j].rule == c.rule && cands[j].win_start <= c.win_end {
+                c.win_end = c.win_end.max(cands[j].win_end);
+                c.hit_end = c.hit_end.max(cands[j].hit_end);
+                c.hit_start = c.hit_start.min(cands[j].hit_start);
+                j += 1;
+            }
+            self.confirm(hay, c, &mut found);
+            i = j;
+        }
+        resolve_overlaps(&self.rules, found)
+    }
+
+    fn collect_candidates(&self, hay: &[u8], out: &mut Vec<Candidate>) {
+        let len = hay.len();
+        let mut push = |rule: u32, hs: usize, he: usize| {
+            let r = &self.rules[rule as usize];
+            out.push(Candidate {
+                rule,
+                win_start: hs.saturating_sub(r.lookbehind),
+                win_end: (he + r.lookahead).min(len),
+                hit_start: hs,
+                hit_end: he,
+            });
+        };
+        if let Some(ac) = &self.keywords {
+            for m in ac.find_overlapping_iter(hay) {
+                for &rule in &self.keyword_rules[m.pattern().as_usize()] {
+                    push(rule, m.start(), m.end());
+                }
+            }
+        }
+        if !self.at_rules.is_empty() {
+            for pos in memchr::memchr_iter(b'@', hay) {
+                for &rule in &self.at_rules {
+                    push(rule, pos, pos + 1);
+                }
+            }
+        }
+        if !self.digit_rules.is_empty() {
+            for_each_digit_run(hay, |s, e| {
+                for &rule in &self.digit_rules {
+                    push(rule, s, e);
+                }
+            });
+        }
+    }
+
+    fn confirm(&self, hay: &[u8], c: Candidate, found: &mut Vec<Finding>) {
+        let rule = &self.rules[c.rule as usize];
+        let input = Input::new(hay).range(c.win_start..c.win_end);
+        let mut consider = |ms: usize, me: usize, s: usize, e: usize| {
+            // The match must touch the hit that brought us here.
+            if me <= c.hit_start || ms >= c.hit_end || s >= e {
+                return;
+            }
+            let value = &hay[s..e];
+            if rule.allow.iter().any(|a| value == a.as_slice()) {
+                return;
+            }
+            if rule.category == Category::Credential && is_placeholder(value) {
+                return;
+            }
+            if let Some(v) = &rule.validator {
+                if !v.check(value) {
+                    return;
+                }
+            }
+            if !rule.context.is_empty() && !has_context(hay, ms, me, rule) {
+                return;
+            }
+            found.push(Finding {
+                rule: rule.id.clone(),
+                category: rule.category,
+                start: s,
+                end: e,
+                rule_index: c.rule,
+            });
+        };
+        match rule.secret_group {
+            Some(g) => {
+                for caps in rule.regex.captures_iter(input) {
+                    let (Some(m), Some(sec)) = (caps.get_match(), caps.get_group(g)) else {
+                        continue;
+                    };
+                    consider(m.start(), m.end(), sec.start, sec.end);
+                }
+            }
+            None => {
+                for m in rule.regex.find_iter(input) {
+                    consider(m.start(), m.end(), m.start(), m.end());
+                }
+            }
+        }
+    }
+
+    /// Scan a reader in bounded memory: windows of `chunk` bytes that overlap by more
+    /// than any finding plus its context, so items split across reads are still found.
+    /// Offsets are absolute. Returns the number of bytes read.
+    pub fn scan_reader<R: Read>(
+        &self,
+        mut reader: R,
+        chunk: usize,
+        mut on_finding: impl FnMut(Finding),
+    ) -> std::io::Result<u64> {
+        let overlap = self.max_span.max(16 * 1024);
+        let chunk = chunk.max(overlap * 2);
+        let mut buf: Vec<u8> = Vec::with_capacity(chunk + overlap);
+        let mut base: u64 = 0; // absolute offset of buf[0]
+        let mut reported_upto: u64 = 0;
+        let mut total: u64 = 0;
+        loop {
+            let mut eof = false;
+            while buf.len() < chunk + overlap {
+                let old = buf.len();
+                buf.resize(chunk + overlap, 0);
+                match reader.read(&mut buf[old..]) {
+                    Ok(0) => {
+                        buf.truncate(old);
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        buf.truncate(old + n);
+                        total += n as u64;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(old),
+                    Err(e) => return Err(e),
+                }
+            }
+            let limit = if eof { buf.len() } else { buf.len() - overlap };
+            for mut f in self.scan(&buf) {
+                let abs = base + f.start as u64;
+                if abs >= reported_upto && f.start < limit {
+                    f.start = abs as usize;
+                    f.end = (base + f.end as u64) as usize;
+                    on_finding(f);
+                }
+            }
+            reported_upto = base + limit as u64;
+            if eof {
+                return Ok(total);
+            }
+            // Keep some already-reported bytes as look-behind context for the next window.
+            let keep = limit.min(overlap);
+            buf.drain(..limit - keep);
+            base += (limit - keep) as u64;
+        }
+    }
+}
+
+/// Call `f(start, end)` for every run of at least [`MIN_DIGIT_RUN`] ASCII digits, where
+/// single spaces or dashes between digits do not break the run (`6222 0200 1234`).
+fn for_each_digit_run(hay: &[u8], mut f: impl FnMut(usize, usize)) {
+    let n = hay.len();
+    let mut i = 0;
+    while i < n {
+        // Fast skip to the next digit.
+        match hay[i..].iter().position(|b| b.wrapping_sub(b'0') < 10) {
+            Some(p) => i += p,
+            None => return,
+        }
+        let start = i;
+        let mut count = 0;
+        let end;
+        loop {
+            while i < n && hay[i].is_ascii_digit() {
+                i += 1;
+                count += 1;
+            }
+            if i + 1 < n && (hay[i] == b' ' || hay[i] == b'-') && hay[i + 1].is_ascii_digit() {
+                i += 1;
+                continue;
+            }
+            end = i;
+            break;
+        }
+        if count >= MIN_DIGIT_RUN {
+            f(start, end);
+        }
+    }
+}
+
+/// Documented placeholders and masked values are not leaks.
+fn is_placeholder(v: &[u8]) -> bool {
+    const MARKERS: &[&[u8]] = &[
+        b"EXAMPLE", b"example", b"xxxxxx", b"XXXXXX", b"******", b"your_", b"YOUR_", b"<", b"${",
+        b"{{", b"placeholder", b"PLACEHOLDER", b"changeme", b"REPLACE", b"dummy", b"DUMMY",
+    ];
+    MARKERS
+        .iter()
+        .any(|m| memchr::memmem::find(v, m).is_some())
+}
+
+/// One of the rule's context words occurs shortly before (or right after) the match.
+fn has_context(hay: &[u8], ms: usize, me: usize, rule: &CompiledRule) -> bool {
+    let from = ms.saturating_sub(rule.context_window);
+    let to = (me + 16).min(hay.len());
+    let window = &hay[from..to];
+    rule.context.iter().any(|w| {
+        window
+            .windows(w.len())
+            .any(|x| x.eq_ignore_ascii_case(w))
+    })
+}
+
+/// Sort by start and drop findings that overlap a stronger one.
+fn resolve_overlaps(rules: &[CompiledRule], mut found: Vec<Finding>) -> Vec<Finding> {
+    if found.len() < 2 {
+        return found;
+    }
+    // Strongest first: priority, then length, then earlier start.
+    found.sort_by(|a, b| {
+        let pa = rules[a.rule_index as usize].priority;
+        let pb = rules[b.rule_index as usize].priority;
+        pb.cmp(&pa)
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.start.cmp(&b.start))
+    });
+    let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
+    for f in found {
+        if !kept.iter().any(|k| k.start < f.end && f.start < k.end) {
+            kept.push(f);
+        }
+    }
+    kept.sort_by_key(|f| (f.start, f.end));
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digit_runs_join_single_separators() {
+        let mut runs = Vec::new();
+        for_each_digit_run(b"tel 138 0013 8000, id 12345 x 1234567", |s, e| {
+            runs.push((s, e))
+        });
+        assert_eq!(runs, vec![(4, 17), (30, 37)]);
+    }
+
+    #[test]
+    fn non_ascii_literals_compile() {
+        let re = compile_regex(r"(?:密码|口令)(?:：|:)\s*(?P<secret>\S+)").unwrap();
+        let hay = "数据库密码：abc123".as_bytes();
+        assert!(re.find(hay).is_some());
+    }
+}
