@@ -449,3 +449,45 @@ mod tests {
         assert!(re.find(hay).is_some());
     }
 }
+
+/// A masked preview of a matched value, safe for logs, audit records and terminals:
+/// at most a fifth of the characters show (never more than four at the start and two
+/// at the end), the rest become `*`. Control characters are escaped.
+pub fn preview(value: &[u8]) -> String {
+    let s = String::from_utf8_lossy(value);
+    let chars: Vec<char> = s.chars().collect();
+    let n = chars.len();
+    let head = (n / 5).min(4);
+    let tail = (n / 10).min(2);
+    let mut out = String::with_capacity(head + tail + 8);
+    let visible = |c: char, out: &mut String| {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    };
+    for &c in &chars[..head] {
+        visible(c, &mut out);
+    }
+    out.extend(std::iter::repeat_n('*', (n - head - tail).clamp(1, 8)));
+    for &c in &chars[n - tail..] {
+        visible(c, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod preview_tests {
+    use super::preview;
+
+    #[test]
+    fn preview_hides_most_of_the_value() {
+        let token = "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";
+        let p = preview(token.as_bytes());
+        assert_eq!(p, "ghp_********3w");
+        assert_eq!(preview(b"123456"), "1*****");
+        assert_eq!(preview(b"ab"), "**");
+        assert_eq!(preview("身份证11010519491231002X".as_bytes()), "身份证1********2X");
+    }
+}
