@@ -1,1 +1,187 @@
-fn main() {}
+//! The `clawguard` command line: parses arguments and calls into the library.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use clawguard::report::{self, Format, Input};
+use clawguard::rules::{self, RulePack};
+use clawguard::scan::Scanner;
+use is_terminal::IsTerminal;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "clawguard",
+    version,
+    about = "Data-leak prevention proxy for AI agents"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Scan files, directories or standard input for credentials and personal data.
+    ///
+    /// Exit status: 0 nothing found, 1 findings, 2 error.
+    Scan(ScanArgs),
+    /// List or test the rule packs.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    /// Output format: text (for people), json (one object per finding per line), sarif.
+    #[arg(long, default_value = "text")]
+    format: Format,
+    /// A directory of extra rule packs (*.toml) merged over the built-in ones.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Print the input with every finding replaced by [REDACTED:<rule-id>].
+    #[arg(long)]
+    redact: bool,
+    /// Files or directories to scan; `-` (or nothing) reads standard input.
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// List the rules: id, category, default action, description.
+    List {
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Run every rule's `match` / `no_match` examples; non-zero exit on any miss.
+    Test {
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+}
+
+fn load_pack(dir: Option<&PathBuf>) -> Result<RulePack> {
+    Ok(match dir {
+        Some(d) => RulePack::builtin_with_dir(d)?,
+        None => RulePack::builtin(),
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => cmd_scan(args),
+        Command::Rules(RulesCommand::List { rules }) => cmd_rules_list(rules),
+        Command::Rules(RulesCommand::Test { rules }) => cmd_rules_test(rules),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("clawguard: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
+    let pack = load_pack(args.rules.as_ref())?;
+    let scanner = Scanner::new(&pack)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if args.redact {
+        let mut input = Vec::new();
+        match args.paths.as_slice() {
+            [] => {
+                std::io::stdin().read_to_end(&mut input)?;
+            }
+            [p] if p.as_os_str() == "-" => {
+                std::io::stdin().read_to_end(&mut input)?;
+            }
+            [p] => {
+                input = std::fs::read(p).with_context(|| format!("{}", p.display()))?;
+            }
+            _ => anyhow::bail!("--redact takes one file or `-`"),
+        }
+        let (redacted, n) = report::redact_all(&scanner, &input);
+        out.write_all(&redacted)?;
+        out.flush()?;
+        return Ok(ExitCode::from(if n > 0 { 1 } else { 0 }));
+    }
+    let inputs: Vec<Input> = if args.paths.is_empty() {
+        vec![Input::Stdin]
+    } else {
+        args.paths
+            .iter()
+            .map(|p| {
+                if p.as_os_str() == "-" {
+                    Input::Stdin
+                } else {
+                    Input::Path(p.clone())
+                }
+            })
+            .collect()
+    };
+    let (files, mut results, stdin) = report::expand(&inputs);
+    if stdin {
+        results.push(report::scan_one(&scanner, "-", std::io::stdin().lock()));
+    }
+    results.extend(report::scan_files(&scanner, &files));
+    let color = args.format == Format::Text && std::io::stdout().is_terminal();
+    let (found, errors) = report::print(&scanner, &results, args.format, color, &mut out)?;
+    out.flush()?;
+    Ok(ExitCode::from(if errors > 0 {
+        2
+    } else if found > 0 {
+        1
+    } else {
+        0
+    }))
+}
+
+fn cmd_rules_list(dir: Option<PathBuf>) -> Result<ExitCode> {
+    let pack = load_pack(dir.as_ref())?;
+    let mut out = std::io::stdout().lock();
+    for r in pack.enabled() {
+        writeln!(
+            out,
+            "{:32} {:10} {:6} {}",
+            r.id,
+            r.category.as_str(),
+            r.action().as_str(),
+            r.description
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_rules_test(dir: Option<PathBuf>) -> Result<ExitCode> {
+    let pack = load_pack(dir.as_ref())?;
+    let rules = pack.enabled().count();
+    let (count, failures) = rules::self_test(&pack)?;
+    for f in &failures {
+        let what = if f.example.is_empty() {
+            f.found.join(", ")
+        } else if f.expected_match {
+            format!(
+                "match example not found: {:?} (found: {:?})",
+                f.example, f.found
+            )
+        } else {
+            format!("no_match example matched: {:?}", f.example)
+        };
+        let src = pack.source_of(&f.rule).unwrap_or("?");
+        println!("FAIL {} [{}]: {}", f.rule, src, what);
+    }
+    println!(
+        "rules test: {} rules, {} examples, {} failed",
+        rules,
+        count,
+        failures.len()
+    );
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -105,10 +105,9 @@ impl Scanner {
                 message,
             };
             let regex = compile_regex(&rule.regex).map_err(err)?;
-            let secret_group = regex.group_info().to_index(
-                regex_automata::util::primitives::PatternID::ZERO,
-                "secret",
-            );
+            let secret_group = regex
+                .group_info()
+                .to_index(regex_automata::util::primitives::PatternID::ZERO, "secret");
             let validator = match &rule.validator {
                 Some(v) => Some(Validator::parse(v).map_err(err)?),
                 None => None,
@@ -301,14 +300,26 @@ impl Scanner {
     /// Offsets are absolute. Returns the number of bytes read.
     pub fn scan_reader<R: Read>(
         &self,
-        mut reader: R,
+        reader: R,
         chunk: usize,
         mut on_finding: impl FnMut(Finding),
+    ) -> std::io::Result<u64> {
+        self.scan_reader_lines(reader, chunk, |f, _, _| on_finding(f))
+    }
+
+    /// [`Scanner::scan_reader`] that also passes the 1-based line number and the
+    /// matched bytes of each finding.
+    pub fn scan_reader_lines<R: Read>(
+        &self,
+        mut reader: R,
+        chunk: usize,
+        mut on_finding: impl FnMut(Finding, usize, &[u8]),
     ) -> std::io::Result<u64> {
         let overlap = self.max_span.max(16 * 1024);
         let chunk = chunk.max(overlap * 2);
         let mut buf: Vec<u8> = Vec::with_capacity(chunk + overlap);
         let mut base: u64 = 0; // absolute offset of buf[0]
+        let mut lines_before_base: usize = 0;
         let mut reported_upto: u64 = 0;
         let mut total: u64 = 0;
         loop {
@@ -331,13 +342,19 @@ impl Scanner {
                 }
             }
             let limit = if eof { buf.len() } else { buf.len() - overlap };
+            // Findings come sorted by start: count newlines incrementally.
+            let (mut cursor, mut line) = (0usize, lines_before_base + 1);
             for mut f in self.scan(&buf) {
                 let abs = base + f.start as u64;
-                if abs >= reported_upto && f.start < limit {
-                    f.start = abs as usize;
-                    f.end = (base + f.end as u64) as usize;
-                    on_finding(f);
+                if abs < reported_upto || f.start >= limit {
+                    continue;
                 }
+                line += memchr::memchr_iter(b'\n', &buf[cursor..f.start]).count();
+                cursor = f.start;
+                let (s, e) = (f.start, f.end);
+                f.start = abs as usize;
+                f.end = (base + e as u64) as usize;
+                on_finding(f, line, &buf[s..e]);
             }
             reported_upto = base + limit as u64;
             if eof {
@@ -345,8 +362,10 @@ impl Scanner {
             }
             // Keep some already-reported bytes as look-behind context for the next window.
             let keep = limit.min(overlap);
-            buf.drain(..limit - keep);
-            base += (limit - keep) as u64;
+            let drop = limit - keep;
+            lines_before_base += memchr::memchr_iter(b'\n', &buf[..drop]).count();
+            buf.drain(..drop);
+            base += drop as u64;
         }
     }
 }
@@ -386,12 +405,24 @@ fn for_each_digit_run(hay: &[u8], mut f: impl FnMut(usize, usize)) {
 /// Documented placeholders and masked values are not leaks.
 fn is_placeholder(v: &[u8]) -> bool {
     const MARKERS: &[&[u8]] = &[
-        b"EXAMPLE", b"example", b"xxxxxx", b"XXXXXX", b"******", b"your_", b"YOUR_", b"<", b"${",
-        b"{{", b"placeholder", b"PLACEHOLDER", b"changeme", b"REPLACE", b"dummy", b"DUMMY",
+        b"EXAMPLE",
+        b"example",
+        b"xxxxxx",
+        b"XXXXXX",
+        b"******",
+        b"your_",
+        b"YOUR_",
+        b"<",
+        b"${",
+        b"{{",
+        b"placeholder",
+        b"PLACEHOLDER",
+        b"changeme",
+        b"REPLACE",
+        b"dummy",
+        b"DUMMY",
     ];
-    MARKERS
-        .iter()
-        .any(|m| memchr::memmem::find(v, m).is_some())
+    MARKERS.iter().any(|m| memchr::memmem::find(v, m).is_some())
 }
 
 /// One of the rule's context words occurs shortly before (or right after) the match.
@@ -399,11 +430,9 @@ fn has_context(hay: &[u8], ms: usize, me: usize, rule: &CompiledRule) -> bool {
     let from = ms.saturating_sub(rule.context_window);
     let to = (me + 16).min(hay.len());
     let window = &hay[from..to];
-    rule.context.iter().any(|w| {
-        window
-            .windows(w.len())
-            .any(|x| x.eq_ignore_ascii_case(w))
-    })
+    rule.context
+        .iter()
+        .any(|w| window.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w)))
 }
 
 /// Sort by start and drop findings that overlap a stronger one.
@@ -488,6 +517,9 @@ mod preview_tests {
         assert_eq!(p, "ghp_********3w");
         assert_eq!(preview(b"123456"), "1*****");
         assert_eq!(preview(b"ab"), "**");
-        assert_eq!(preview("身份证11010519491231002X".as_bytes()), "身份证1********2X");
+        assert_eq!(
+            preview("身份证11010519491231002X".as_bytes()),
+            "身份证1********2X"
+        );
     }
 }
