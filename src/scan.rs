@@ -471,6 +471,39 @@ mod tests {
         assert_eq!(runs, vec![(4, 17), (30, 37)]);
     }
 
+    /// A reader that hands out a few bytes at a time, like a slow socket.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn streaming_finds_the_same_items_as_one_buffer() {
+        let pack = RulePack::builtin();
+        let scanner = Scanner::new(&pack).unwrap();
+        let overlap = scanner.max_span().max(16 * 1024);
+        // Items every few KiB, so some straddle every window edge.
+        let mut data = Vec::new();
+        let mut i = 0;
+        while data.len() < overlap * 9 {
+            data.extend(std::iter::repeat_n(b'x', 997 + (i * 131) % 2000));
+            data.extend_from_slice(b" id 11010519491231002X mail a.b@example.com\n");
+            i += 1;
+        }
+        let whole = scanner.scan(&data);
+        assert!(whole.len() > 20);
+        let mut streamed = Vec::new();
+        scanner
+            .scan_reader(Trickle(&data, 4093), 0, |f| streamed.push(f))
+            .unwrap();
+        assert_eq!(streamed, whole);
+    }
+
     #[test]
     fn non_ascii_literals_compile() {
         let re = compile_regex(r"(?:密码|口令)(?:：|:)\s*(?P<secret>\S+)").unwrap();
