@@ -13,7 +13,10 @@ fn benign_text(target: usize) -> Vec<u8> {
     let mut text = Vec::new();
     let mut dirs: Vec<std::path::PathBuf> = Vec::new();
     if let Ok(out) = std::process::Command::new("python3")
-        .args(["-c", "import sysconfig;print(sysconfig.get_paths()['stdlib'])"])
+        .args([
+            "-c",
+            "import sysconfig;print(sysconfig.get_paths()['stdlib'])",
+        ])
         .output()
     {
         let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -23,7 +26,9 @@ fn benign_text(target: usize) -> Vec<u8> {
     }
     dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         let mut files: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         files.sort();
         for f in files {

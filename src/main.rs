@@ -30,6 +30,22 @@ enum Command {
     /// List or test the rule packs.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Work with the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain of FILE and its rotated predecessors (FILE.NNNNNN).
+    ///
+    /// Exit status 0 when intact; 1 naming the first bad record otherwise.
+    Verify {
+        file: PathBuf,
+        /// HMAC key file the log was written with.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -74,6 +90,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => cmd_scan(args),
         Command::Rules(RulesCommand::List { rules }) => cmd_rules_list(rules),
         Command::Rules(RulesCommand::Test { rules }) => cmd_rules_test(rules),
+        Command::Audit(AuditCommand::Verify { file, key }) => cmd_audit_verify(file, key),
     };
     match result {
         Ok(code) => code,
@@ -184,4 +201,21 @@ fn cmd_rules_test(dir: Option<PathBuf>) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn cmd_audit_verify(file: PathBuf, key: Option<PathBuf>) -> Result<ExitCode> {
+    let key = key.map(|k| clawguard::audit::read_key(&k)).transpose()?;
+    match clawguard::audit::verify(&file, key.as_deref()) {
+        Ok(v) => {
+            println!(
+                "audit verify: OK: {} record(s) in {} file(s), last hash {}",
+                v.records, v.files, v.last_hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("audit verify: FAILED: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }

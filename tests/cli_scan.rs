@@ -41,7 +41,10 @@ fn stdin_json_reports_offsets_line_and_masked_preview() {
     assert_eq!(aws["rule"], "aws-access-key-id");
     assert_eq!(aws["category"], "credential");
     assert_eq!(aws["line"], 2);
-    let (s, e) = (aws["start"].as_u64().unwrap() as usize, aws["end"].as_u64().unwrap() as usize);
+    let (s, e) = (
+        aws["start"].as_u64().unwrap() as usize,
+        aws["end"].as_u64().unwrap() as usize,
+    );
     assert_eq!(&input.as_bytes()[s..e], AWS.as_bytes());
     assert_eq!(found[1]["rule"], "cn-resident-id");
     assert_eq!(found[1]["line"], 3);
@@ -52,7 +55,10 @@ fn stdin_json_reports_offsets_line_and_masked_preview() {
 
 #[test]
 fn nothing_found_exits_zero() {
-    let out = run_stdin(&["scan"], b"just some prose, order 12345, uuid 123e4567-e89b-12d3-a456-426614174000\n");
+    let out = run_stdin(
+        &["scan"],
+        b"just some prose, order 12345, uuid 123e4567-e89b-12d3-a456-426614174000\n",
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(out.stdout.is_empty());
 }
@@ -61,7 +67,11 @@ fn nothing_found_exits_zero() {
 fn directories_are_walked_and_files_named() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
-    std::fs::write(dir.path().join("a/b/secret.env"), format!("AWS_ACCESS_KEY_ID={AWS}\n")).unwrap();
+    std::fs::write(
+        dir.path().join("a/b/secret.env"),
+        format!("AWS_ACCESS_KEY_ID={AWS}\n"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("a/clean.txt"), "nothing here\n").unwrap();
     std::fs::write(dir.path().join("pii.txt"), format!("x\ny\nID {ID}\n")).unwrap();
     let out = clawguard()
@@ -75,7 +85,10 @@ fn directories_are_walked_and_files_named() {
     assert_eq!(found.len(), 2, "{found:?}");
     assert!(paths.iter().any(|p| p.ends_with("a/b/secret.env")));
     assert!(paths.iter().any(|p| p.ends_with("pii.txt")));
-    let pii = found.iter().find(|f| f["path"].as_str().unwrap().ends_with("pii.txt")).unwrap();
+    let pii = found
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("pii.txt"))
+        .unwrap();
     assert_eq!(pii["line"], 3);
 }
 
@@ -86,22 +99,37 @@ fn text_format_is_file_line_rule() {
     std::fs::write(&f, format!("\n\n{AWS}\n")).unwrap();
     let out = clawguard().args(["scan"]).arg(&f).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with(&format!("{}:3: aws-access-key-id (credential)", f.display())), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "{}:3: aws-access-key-id (credential)",
+            f.display()
+        )),
+        "{text}"
+    );
     assert!(!text.contains(AWS));
 }
 
 #[test]
 fn sarif_is_valid_2_1_0() {
-    let out = run_stdin(&["scan", "--format", "sarif"], format!("{AWS}\n").as_bytes());
+    let out = run_stdin(
+        &["scan", "--format", "sarif"],
+        format!("{AWS}\n").as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["version"], "2.1.0");
     let results = v["runs"][0]["results"].as_array().unwrap();
     assert_eq!(results.len(), 1);
     assert_eq!(results[0]["ruleId"], "aws-access-key-id");
-    assert_eq!(results[0]["locations"][0]["physicalLocation"]["region"]["startLine"], 1);
+    assert_eq!(
+        results[0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        1
+    );
     let idx = results[0]["ruleIndex"].as_u64().unwrap() as usize;
-    assert_eq!(v["runs"][0]["tool"]["driver"]["rules"][idx]["id"], "aws-access-key-id");
+    assert_eq!(
+        v["runs"][0]["tool"]["driver"]["rules"][idx]["id"],
+        "aws-access-key-id"
+    );
 }
 
 #[test]
@@ -135,7 +163,11 @@ fn unreadable_paths_exit_2_but_other_files_are_still_scanned() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("missing.txt"), "{err}");
     assert!(err.contains("child"), "{err}");
-    assert_eq!(json_lines(&out.stdout).len(), 1, "the readable file is still reported");
+    assert_eq!(
+        json_lines(&out.stdout).len(),
+        1,
+        "the readable file is still reported"
+    );
 }
 
 fn rules_dir(content: &str) -> tempfile::TempDir {
@@ -153,7 +185,12 @@ fn scan_with_rules(dir: &Path, input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -163,7 +200,10 @@ fn bad_rule_files_name_file_line_and_reason() {
     let out = scan_with_rules(dir.path(), "hi");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("custom.toml") && err.contains("rule `x`") && err.contains("regex"), "{err}");
+    assert!(
+        err.contains("custom.toml") && err.contains("rule `x`") && err.contains("regex"),
+        "{err}"
+    );
 
     let dir = rules_dir("[[rule]]\nid = \"x\"\ncategory = \"nope\"\n");
     let out = scan_with_rules(dir.path(), "hi");
@@ -205,8 +245,16 @@ disabled = true
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0]["rule"], "employee-id");
 
-    let out = clawguard().args(["rules", "test", "--rules"]).arg(dir.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = clawguard()
+        .args(["rules", "test", "--rules"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -222,7 +270,11 @@ match = ["EMP-12345"]
 no_match = ["EMP-1234567"]
 "#,
     );
-    let out = clawguard().args(["rules", "test", "--rules"]).arg(dir.path()).output().unwrap();
+    let out = clawguard()
+        .args(["rules", "test", "--rules"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("FAIL employee-id"), "{text}");
@@ -232,7 +284,11 @@ no_match = ["EMP-1234567"]
 #[test]
 fn builtin_rules_pass_their_own_examples() {
     let out = clawguard().args(["rules", "test"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -248,7 +304,11 @@ fn large_file_offsets_are_absolute_across_read_windows() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("big.txt");
     std::fs::write(&f, &data).unwrap();
-    let out = clawguard().args(["scan", "--format", "json"]).arg(&f).output().unwrap();
+    let out = clawguard()
+        .args(["scan", "--format", "json"])
+        .arg(&f)
+        .output()
+        .unwrap();
     let starts: Vec<usize> = json_lines(&out.stdout)
         .iter()
         .map(|f| f["start"].as_u64().unwrap() as usize)

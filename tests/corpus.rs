@@ -9,7 +9,10 @@ fn dev_corpus_recall_and_false_positives() {
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
     let docs = shared.join("dev/docs");
     if !docs.is_dir() || !shared.join("score.py").is_file() {
-        eprintln!("SKIP dev_corpus_recall_and_false_positives: {} not found", docs.display());
+        eprintln!(
+            "SKIP dev_corpus_recall_and_false_positives: {} not found",
+            docs.display()
+        );
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_clawguard"))
@@ -17,7 +20,12 @@ fn dev_corpus_recall_and_false_positives() {
         .arg(&docs)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dir = tempfile::tempdir().unwrap();
     let findings = dir.path().join("findings.jsonl");
     std::fs::write(&findings, &out.stdout).unwrap();
@@ -28,13 +36,20 @@ fn dev_corpus_recall_and_false_positives() {
         .arg("--json")
         .output()
         .expect("python3 runs score.py");
-    assert!(score.status.success(), "{}", String::from_utf8_lossy(&score.stderr));
+    assert!(
+        score.status.success(),
+        "{}",
+        String::from_utf8_lossy(&score.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&score.stdout).unwrap();
     eprintln!("dev corpus score: {v}");
     let recall = v["recall"].as_f64().unwrap();
     let fp_per_mb = v["fp_per_mb"].as_f64().unwrap();
     assert!(recall >= 0.99, "recall {recall} < 0.99: {v}");
-    assert!(fp_per_mb <= 1.0, "{fp_per_mb} false positives per MB > 1: {v}");
+    assert!(
+        fp_per_mb <= 1.0,
+        "{fp_per_mb} false positives per MB > 1: {v}"
+    );
     for (entity, frac) in v["recall_by_entity"].as_object().unwrap() {
         let (a, b) = frac.as_str().unwrap().split_once('/').unwrap();
         let r = a.parse::<f64>().unwrap() / b.parse::<f64>().unwrap();
