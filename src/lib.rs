@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod metrics;
 pub mod report;
 pub mod rules;
 pub mod scan;
