@@ -66,6 +66,27 @@ pub struct Config {
     pub upstream_timeout_secs: u64,
     #[serde(default)]
     pub rules: BTreeMap<String, RuleSettings>,
+    /// Destination policy.
+    #[serde(default)]
+    pub egress: crate::egress::EgressConfig,
+    /// Proxy users: name = Argon2 PHC hash (`clawguard user add NAME` prints the line).
+    #[serde(default)]
+    pub users: BTreeMap<String, String>,
+    /// Append-only hash-chained audit log (off when unset).
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
+    /// Key file for HMAC-keyed audit records and keyed fingerprints.
+    #[serde(default)]
+    pub audit_key: Option<PathBuf>,
+    /// Rotate the audit log when it grows past this many bytes (0 = never).
+    #[serde(default)]
+    pub audit_rotate_bytes: u64,
+    /// Admin listener for /metrics, /healthz, /readyz, /reload (off when unset).
+    #[serde(default)]
+    pub admin: Option<SocketAddr>,
+    /// Listen on a non-loopback address without `users` (explicit opt-in).
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +163,8 @@ impl Config {
         Ok(cfg)
     }
 
-    fn validate(&self, name: &str) -> Result<(), ConfigError> {
+    /// Check values that parse but make no sense; run again after flags override a file.
+    pub fn validate(&self, name: &str) -> Result<(), ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             path: name.to_string(),
             message,
@@ -152,6 +174,13 @@ impl Config {
         }
         if self.connect_timeout_secs == 0 || self.upstream_timeout_secs == 0 {
             return Err(invalid("timeouts must be at least 1 second".into()));
+        }
+        if !self.listen.ip().is_loopback() && self.users.is_empty() && !self.allow_unauthenticated {
+            return Err(invalid(format!(
+                "refusing to listen on {} (not loopback) without authentication: add [users] \
+                 (clawguard user add NAME) or set allow_unauthenticated = true",
+                self.listen
+            )));
         }
         for g in &self.bypass {
             if g.is_empty() || g.contains(char::is_whitespace) {

@@ -4,7 +4,9 @@
 //! and the README for the data flow.
 
 pub mod audit;
+pub mod auth;
 pub mod config;
+pub mod egress;
 pub mod metrics;
 pub mod report;
 pub mod rules;

@@ -30,9 +30,19 @@ enum Command {
     /// List or test the rule packs.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Manage proxy users.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Work with the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Hash a password (asked on the terminal, or one line of standard input) and print
+    /// the `[users]` line to paste into the config.
+    Add { name: String },
 }
 
 #[derive(Subcommand)]
@@ -90,6 +100,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => cmd_scan(args),
         Command::Rules(RulesCommand::List { rules }) => cmd_rules_list(rules),
         Command::Rules(RulesCommand::Test { rules }) => cmd_rules_test(rules),
+        Command::User(UserCommand::Add { name }) => cmd_user_add(&name),
         Command::Audit(AuditCommand::Verify { file, key }) => cmd_audit_verify(file, key),
     };
     match result {
@@ -218,4 +229,24 @@ fn cmd_audit_verify(file: PathBuf, key: Option<PathBuf>) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn cmd_user_add(name: &str) -> Result<ExitCode> {
+    let password = if std::io::stdin().is_terminal() {
+        let p = rpassword::prompt_password(format!("password for {name}: "))?;
+        let again = rpassword::prompt_password("again: ")?;
+        anyhow::ensure!(p == again, "passwords differ");
+        p
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    anyhow::ensure!(
+        password.len() >= 8,
+        "use a password of at least 8 characters"
+    );
+    println!("{}", clawguard::auth::user_line(name, &password)?);
+    eprintln!("paste the line above under [users] in the config");
+    Ok(ExitCode::SUCCESS)
 }
