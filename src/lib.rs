@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod egress;
+pub mod exec;
 pub mod metrics;
 pub mod report;
 pub mod rules;
