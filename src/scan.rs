@@ -376,9 +376,8 @@ fn for_each_digit_run(hay: &[u8], mut f: impl FnMut(usize, usize)) {
     let n = hay.len();
     let mut i = 0;
     while i < n {
-        // Fast skip to the next digit.
-        match hay[i..].iter().position(|b| b.wrapping_sub(b'0') < 10) {
-            Some(p) => i += p,
+        match next_digit(hay, i) {
+            Some(p) => i = p,
             None => return,
         }
         let start = i;
@@ -400,6 +399,25 @@ fn for_each_digit_run(hay: &[u8], mut f: impl FnMut(usize, usize)) {
             f(start, end);
         }
     }
+}
+
+/// Position of the first ASCII digit at or after `from`, eight bytes at a time.
+#[inline]
+fn next_digit(hay: &[u8], mut i: usize) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while i + 8 <= hay.len() {
+        let w = u64::from_le_bytes(hay[i..i + 8].try_into().expect("8 bytes"));
+        // Per byte (all values < 0x80): high bit set where 0x2f < b < 0x3a. Bytes >= 0x80
+        // are masked out by `!w`. (Bit-twiddling "hasbetween", exact for ASCII.)
+        let x = w & (LO * 127);
+        let t = ((LO * (127 + 0x3a)).wrapping_sub(x)) & !w & (x + LO * (127 - 0x2f)) & HI;
+        if t != 0 {
+            return Some(i + (t.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    hay[i..].iter().position(u8::is_ascii_digit).map(|p| i + p)
 }
 
 /// Documented placeholders and masked values are not leaks.
@@ -461,6 +479,27 @@ fn resolve_overlaps(rules: &[CompiledRule], mut found: Vec<Finding>) -> Vec<Find
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_digit_matches_a_plain_search() {
+        let mut data: Vec<u8> = (0u8..=255).collect();
+        data.extend_from_slice("漢字/:9 0x".as_bytes());
+        for start in 0..data.len() {
+            let want = data[start..]
+                .iter()
+                .position(u8::is_ascii_digit)
+                .map(|p| p + start);
+            assert_eq!(next_digit(&data, start), want, "from {start}");
+        }
+        let no_digits: Vec<u8> = (0u8..=255)
+            .filter(|b| !b.is_ascii_digit())
+            .cycle()
+            .take(4096)
+            .collect();
+        for start in 0..64 {
+            assert_eq!(next_digit(&no_digits, start), None);
+        }
+    }
 
     #[test]
     fn digit_runs_join_single_separators() {
