@@ -4,5 +4,8 @@
 //! and the README for the data flow.
 
 pub mod config;
+pub mod inspect;
+pub mod proxy;
 pub mod rules;
 pub mod scan;
+pub mod tls;
