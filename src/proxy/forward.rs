@@ -131,6 +131,13 @@ async fn handle_inner(
             &id,
         )
     };
+    let mut resp = resp;
+    if conn.tunnel.is_none() && resp.status() == StatusCode::BAD_REQUEST {
+        // A failed CONNECT or a misdirected request: the client is confused; close rather
+        // than wait for its next request.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     tracing::info!(request_id = %id, client = %conn.client, method = %method, dest = %dest,
         status = resp.status().as_u16(), "request");
     Ok(resp)
