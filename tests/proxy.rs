@@ -506,3 +506,45 @@ fn ca_init_and_path_commands() {
         pem.to_str().unwrap()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_accepting_and_lets_in_flight_streams_finish() {
+    let origin = Origin::start().await;
+    let mut proxy = proxy_for(&origin);
+    let mut child = command("curl")
+        .args([
+            "-sS",
+            "-N",
+            "--max-time",
+            "60",
+            "-x",
+            &proxy.url(),
+            "--cacert",
+        ])
+        .arg(&proxy.ca_pem)
+        .arg(origin.https("/sse"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next_data = async || loop {
+        let line = tokio::time::timeout(PATIENCE, lines.next_line())
+            .await
+            .expect("an event arrived")
+            .unwrap()
+            .expect("stream still open");
+        if line.starts_with("data:") {
+            return line;
+        }
+    };
+    assert_eq!(next_data().await, "data: one");
+    proxy.terminate();
+    proxy.wait_for_log("shutting down").await;
+    // No longer accepting...
+    assert!(tokio::net::TcpStream::connect(proxy.addr).await.is_err());
+    // ...but the stream in flight still completes.
+    origin.sse_gate.notify_one();
+    assert_eq!(next_data().await, "data: two");
+    assert!(child.wait().await.unwrap().success());
+    assert!(proxy.wait_exit().await.success(), "{}", proxy.log());
+}

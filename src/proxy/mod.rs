@@ -186,6 +186,9 @@ pub async fn run(cfg: Config) -> Result<(), ProxyError> {
         })?;
     let addr = listener.local_addr()?;
     let state = ProxyState::new(cfg, engine, ca.clone())?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "listening beyond loopback without authentication: anyone who can reach this address can use the proxy");
+    }
     eprintln!("clawguard listening on {addr}");
     eprintln!("clawguard CA certificate: {}", ca.path().display());
     serve_with_shutdown(listener, state, shutdown_signal()).await

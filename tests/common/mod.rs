@@ -329,6 +329,44 @@ impl Proxy {
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+
+    /// Send SIGTERM (what service managers use to stop it).
+    pub fn terminate(&self) {
+        let st = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// Wait for the process to exit on its own.
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "proxy did not exit:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Poll the log until `needle` shows up.
+    pub async fn wait_for_log(&self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !self.log().contains(needle) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "`{needle}` never logged:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Drop for Proxy {
