@@ -508,7 +508,7 @@ fn ca_init_and_path_commands() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_stops_accepting_and_lets_in_flight_streams_finish() {
+async fn sigterm_lets_in_flight_streams_finish() {
     let origin = Origin::start().await;
     let mut proxy = proxy_for(&origin);
     let mut child = command("curl")
@@ -539,10 +539,10 @@ async fn sigterm_stops_accepting_and_lets_in_flight_streams_finish() {
     };
     assert_eq!(next_data().await, "data: one");
     proxy.terminate();
+    // Logged once the listener is closed (not probed by connecting: a parallel test could
+    // already have been given the freed port).
     proxy.wait_for_log("shutting down").await;
-    // No longer accepting...
-    assert!(tokio::net::TcpStream::connect(proxy.addr).await.is_err());
-    // ...but the stream in flight still completes.
+    // The stream in flight still completes.
     origin.sse_gate.notify_one();
     assert_eq!(next_data().await, "data: two");
     assert!(child.wait().await.unwrap().success());

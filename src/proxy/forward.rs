@@ -51,13 +51,13 @@ impl Target {
             "https" => true,
             _ => return None,
         };
-        let host = strip_brackets(uri.host()?);
+        let host = strip_brackets(uri.host()?).to_ascii_lowercase();
         if host.is_empty() {
             return None;
         }
         Some(Target {
             https,
-            host: host.to_string(),
+            host,
             port: uri.port_u16().unwrap_or(if https { 443 } else { 80 }),
         })
     }
@@ -400,7 +400,7 @@ mod tests {
         let pq = PathAndQuery::from_static("/x?y=1");
         assert_eq!(
             t.uri(Some(&pq)).unwrap().to_string(),
-            "http://Example.com:8080/x?y=1"
+            "http://example.com:8080/x?y=1"
         );
         let t = Target::from_absolute(&"https://[::1]/".parse().unwrap()).unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 443));
