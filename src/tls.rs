@@ -169,6 +169,13 @@ impl CertificateAuthority {
             (true, true) => {}
             _ => return Err(TlsError::Incomplete(dir.to_path_buf())),
         }
+        if let Ok(meta) = std::fs::metadata(&key_path) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(path = %key_path.display(),
+                    "the CA key is readable by other users: run `chmod 600` on it");
+            }
+        }
         let cert_pem = std::fs::read_to_string(&cert_path).map_err(io_err(&cert_path))?;
         let key_pem = std::fs::read_to_string(&key_path).map_err(io_err(&key_path))?;
         let mismatch = |message: String| TlsError::Mismatch {
