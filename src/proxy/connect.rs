@@ -72,7 +72,7 @@ pub(crate) async fn connect(
                 Err(e) => tracing::debug!(request_id = %id, error = %e, "upgrade failed"),
             }
         });
-        tracing::debug!(request_id = %id, host = %host, "bypass tunnel");
+        tracing::info!(request_id = %id, host = %host, "bypass tunnel (not inspected)");
         return Response::new(body::empty());
     }
 
