@@ -217,8 +217,11 @@ mod tests {
 
     #[test]
     fn user_file_overrides_and_keeps_defaults() {
-        let c = Config::parse("t.toml", "mode = \"dry-run\"\n[rules.email]\naction = \"log\"\n")
-            .unwrap();
+        let c = Config::parse(
+            "t.toml",
+            "mode = \"dry-run\"\n[rules.email]\naction = \"log\"\n",
+        )
+        .unwrap();
         assert_eq!(c.mode, Mode::DryRun);
         assert_eq!(c.listen.port(), 8383);
         let pack = c.rule_pack().unwrap();

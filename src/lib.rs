@@ -4,5 +4,6 @@
 //! and the README for the data flow.
 
 pub mod config;
+pub mod extract;
 pub mod rules;
 pub mod scan;

@@ -16,7 +16,10 @@ pub const BUILTIN_PACKS: &[(&str, &str)] = &[
         include_str!("../patterns/credentials.toml"),
     ),
     ("pii-cn.toml", include_str!("../patterns/pii-cn.toml")),
-    ("pii-global.toml", include_str!("../patterns/pii-global.toml")),
+    (
+        "pii-global.toml",
+        include_str!("../patterns/pii-global.toml"),
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -256,13 +259,14 @@ impl RulePack {
                 .to_string();
             let existing = self.rules.iter().position(|r| r.id == id);
             if is_full {
-                let rule: Rule = value.try_into().map_err(|e: toml::de::Error| {
-                    RuleError::Invalid {
-                        path: path.to_string(),
-                        id: id.clone(),
-                        message: e.message().to_string(),
-                    }
-                })?;
+                let rule: Rule =
+                    value
+                        .try_into()
+                        .map_err(|e: toml::de::Error| RuleError::Invalid {
+                            path: path.to_string(),
+                            id: id.clone(),
+                            message: e.message().to_string(),
+                        })?;
                 check_rule(path, &rule)?;
                 match existing {
                     Some(i) => {
@@ -275,13 +279,14 @@ impl RulePack {
                     }
                 }
             } else {
-                let ov: RuleOverride = value.try_into().map_err(|e: toml::de::Error| {
-                    RuleError::Invalid {
-                        path: path.to_string(),
-                        id: id.clone(),
-                        message: e.message().to_string(),
-                    }
-                })?;
+                let ov: RuleOverride =
+                    value
+                        .try_into()
+                        .map_err(|e: toml::de::Error| RuleError::Invalid {
+                            path: path.to_string(),
+                            id: id.clone(),
+                            message: e.message().to_string(),
+                        })?;
                 let Some(i) = existing else {
                     return Err(RuleError::Invalid {
                         path: path.to_string(),

@@ -105,10 +105,9 @@ impl Scanner {
                 message,
             };
             let regex = compile_regex(&rule.regex).map_err(err)?;
-            let secret_group = regex.group_info().to_index(
-                regex_automata::util::primitives::PatternID::ZERO,
-                "secret",
-            );
+            let secret_group = regex
+                .group_info()
+                .to_index(regex_automata::util::primitives::PatternID::ZERO, "secret");
             let validator = match &rule.validator {
                 Some(v) => Some(Validator::parse(v).map_err(err)?),
                 None => None,
@@ -386,12 +385,24 @@ fn for_each_digit_run(hay: &[u8], mut f: impl FnMut(usize, usize)) {
 /// Documented placeholders and masked values are not leaks.
 fn is_placeholder(v: &[u8]) -> bool {
     const MARKERS: &[&[u8]] = &[
-        b"EXAMPLE", b"example", b"xxxxxx", b"XXXXXX", b"******", b"your_", b"YOUR_", b"<", b"${",
-        b"{{", b"placeholder", b"PLACEHOLDER", b"changeme", b"REPLACE", b"dummy", b"DUMMY",
+        b"EXAMPLE",
+        b"example",
+        b"xxxxxx",
+        b"XXXXXX",
+        b"******",
+        b"your_",
+        b"YOUR_",
+        b"<",
+        b"${",
+        b"{{",
+        b"placeholder",
+        b"PLACEHOLDER",
+        b"changeme",
+        b"REPLACE",
+        b"dummy",
+        b"DUMMY",
     ];
-    MARKERS
-        .iter()
-        .any(|m| memchr::memmem::find(v, m).is_some())
+    MARKERS.iter().any(|m| memchr::memmem::find(v, m).is_some())
 }
 
 /// One of the rule's context words occurs shortly before (or right after) the match.
@@ -399,11 +410,9 @@ fn has_context(hay: &[u8], ms: usize, me: usize, rule: &CompiledRule) -> bool {
     let from = ms.saturating_sub(rule.context_window);
     let to = (me + 16).min(hay.len());
     let window = &hay[from..to];
-    rule.context.iter().any(|w| {
-        window
-            .windows(w.len())
-            .any(|x| x.eq_ignore_ascii_case(w))
-    })
+    rule.context
+        .iter()
+        .any(|w| window.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w)))
 }
 
 /// Sort by start and drop findings that overlap a stronger one.
@@ -488,6 +497,9 @@ mod preview_tests {
         assert_eq!(p, "ghp_********3w");
         assert_eq!(preview(b"123456"), "1*****");
         assert_eq!(preview(b"ab"), "**");
-        assert_eq!(preview("身份证11010519491231002X".as_bytes()), "身份证1********2X");
+        assert_eq!(
+            preview("身份证11010519491231002X".as_bytes()),
+            "身份证1********2X"
+        );
     }
 }

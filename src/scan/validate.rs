@@ -28,10 +28,9 @@ impl Validator {
     pub fn parse(s: &str) -> Result<Validator, String> {
         let s = s.trim();
         if let Some(arg) = s.strip_prefix("entropy(").and_then(|r| r.strip_suffix(')')) {
-            let v: f64 = arg
-                .trim()
-                .parse()
-                .map_err(|_| format!("validator `{s}`: entropy needs a number, e.g. entropy(3.5)"))?;
+            let v: f64 = arg.trim().parse().map_err(|_| {
+                format!("validator `{s}`: entropy needs a number, e.g. entropy(3.5)")
+            })?;
             if !(0.0..=8.0).contains(&v) {
                 return Err(format!("validator `{s}`: entropy must be between 0 and 8"));
             }
@@ -131,7 +130,9 @@ pub fn payment_card(d: &[u8]) -> bool {
         2 if (2221..=2720).contains(&p4) || (2200..=2204).contains(&p4) => len == 16,
         // Amex 34, 37; Diners 300-305, 36, 38, 39; JCB 3528-3589
         3 if p2 == 34 || p2 == 37 => len == 15,
-        3 if (300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39 => (14..=19).contains(&len),
+        3 if (300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39 => {
+            (14..=19).contains(&len)
+        }
         3 if (3528..=3589).contains(&p4) => (16..=19).contains(&len),
         // Discover 6011, 644-649, 65, 622126-622925; UnionPay 62, 81; Maestro 50, 56-69
         6 if p4 == 6011 || (644..=649).contains(&p3) || p2 == 65 => (16..=19).contains(&len),
@@ -150,8 +151,8 @@ pub fn cn_bank_card(d: &[u8]) -> bool {
 
 /// Province-level codes (first two digits) of GB/T 2260.
 const CN_PROVINCES: &[u8] = &[
-    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51,
-    52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83, 91,
+    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52,
+    53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83, 91,
 ];
 
 pub fn is_real_date(y: u32, m: u32, d: u32) -> bool {
@@ -203,19 +204,83 @@ pub fn cn_mobile(d: &[u8]) -> bool {
 /// IBAN length per country (ISO 13616 registry).
 fn iban_length(cc: &[u8]) -> Option<usize> {
     const T: &[(&[u8; 2], usize)] = &[
-        (b"AD", 24), (b"AE", 23), (b"AL", 28), (b"AT", 20), (b"AZ", 28), (b"BA", 20),
-        (b"BE", 16), (b"BG", 22), (b"BH", 22), (b"BR", 29), (b"BY", 28), (b"CH", 21),
-        (b"CR", 22), (b"CY", 28), (b"CZ", 24), (b"DE", 22), (b"DK", 18), (b"DO", 28),
-        (b"EE", 20), (b"EG", 29), (b"ES", 24), (b"FI", 18), (b"FO", 18), (b"FR", 27),
-        (b"GB", 22), (b"GE", 22), (b"GI", 23), (b"GL", 18), (b"GR", 27), (b"GT", 28),
-        (b"HR", 21), (b"HU", 28), (b"IE", 22), (b"IL", 23), (b"IQ", 23), (b"IS", 26),
-        (b"IT", 27), (b"JO", 30), (b"KW", 30), (b"KZ", 20), (b"LB", 28), (b"LC", 32),
-        (b"LI", 21), (b"LT", 20), (b"LU", 20), (b"LV", 21), (b"MC", 27), (b"MD", 24),
-        (b"ME", 22), (b"MK", 19), (b"MR", 27), (b"MT", 31), (b"MU", 30), (b"NL", 18),
-        (b"NO", 15), (b"PK", 24), (b"PL", 28), (b"PS", 29), (b"PT", 25), (b"QA", 29),
-        (b"RO", 24), (b"RS", 22), (b"SA", 24), (b"SC", 31), (b"SE", 24), (b"SI", 19),
-        (b"SK", 24), (b"SM", 27), (b"ST", 25), (b"SV", 28), (b"TL", 23), (b"TN", 24),
-        (b"TR", 26), (b"UA", 29), (b"VA", 22), (b"VG", 24), (b"XK", 20),
+        (b"AD", 24),
+        (b"AE", 23),
+        (b"AL", 28),
+        (b"AT", 20),
+        (b"AZ", 28),
+        (b"BA", 20),
+        (b"BE", 16),
+        (b"BG", 22),
+        (b"BH", 22),
+        (b"BR", 29),
+        (b"BY", 28),
+        (b"CH", 21),
+        (b"CR", 22),
+        (b"CY", 28),
+        (b"CZ", 24),
+        (b"DE", 22),
+        (b"DK", 18),
+        (b"DO", 28),
+        (b"EE", 20),
+        (b"EG", 29),
+        (b"ES", 24),
+        (b"FI", 18),
+        (b"FO", 18),
+        (b"FR", 27),
+        (b"GB", 22),
+        (b"GE", 22),
+        (b"GI", 23),
+        (b"GL", 18),
+        (b"GR", 27),
+        (b"GT", 28),
+        (b"HR", 21),
+        (b"HU", 28),
+        (b"IE", 22),
+        (b"IL", 23),
+        (b"IQ", 23),
+        (b"IS", 26),
+        (b"IT", 27),
+        (b"JO", 30),
+        (b"KW", 30),
+        (b"KZ", 20),
+        (b"LB", 28),
+        (b"LC", 32),
+        (b"LI", 21),
+        (b"LT", 20),
+        (b"LU", 20),
+        (b"LV", 21),
+        (b"MC", 27),
+        (b"MD", 24),
+        (b"ME", 22),
+        (b"MK", 19),
+        (b"MR", 27),
+        (b"MT", 31),
+        (b"MU", 30),
+        (b"NL", 18),
+        (b"NO", 15),
+        (b"PK", 24),
+        (b"PL", 28),
+        (b"PS", 29),
+        (b"PT", 25),
+        (b"QA", 29),
+        (b"RO", 24),
+        (b"RS", 22),
+        (b"SA", 24),
+        (b"SC", 31),
+        (b"SE", 24),
+        (b"SI", 19),
+        (b"SK", 24),
+        (b"SM", 27),
+        (b"ST", 25),
+        (b"SV", 28),
+        (b"TL", 23),
+        (b"TN", 24),
+        (b"TR", 26),
+        (b"UA", 29),
+        (b"VA", 22),
+        (b"VG", 24),
+        (b"XK", 20),
     ];
     T.iter().find(|(c, _)| &c[..] == cc).map(|&(_, n)| n)
 }
@@ -287,8 +352,8 @@ pub fn twid(v: &[u8]) -> bool {
         return false;
     }
     const CODES: &[u8; 26] = &[
-        10, 11, 12, 13, 14, 15, 16, 17, 34, 18, 19, 20, 21, 22, 35, 23, 24, 25, 26, 27, 28, 29,
-        32, 30, 31, 33,
+        10, 11, 12, 13, 14, 15, 16, 17, 34, 18, 19, 20, 21, 22, 35, 23, 24, 25, 26, 27, 28, 29, 32,
+        30, 31, 33,
     ];
     let code = CODES[(v[0].to_ascii_uppercase() - b'A') as usize] as u32;
     let mut sum = code / 10 + (code % 10) * 9;
@@ -594,7 +659,9 @@ mod tests {
 
     #[test]
     fn jwt_header() {
-        assert!(jwt(b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIn0.sig"));
+        assert!(jwt(
+            b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIn0.sig"
+        ));
         assert!(!jwt(b"eyJmb28iOiJiYXIifQ.eyJzdWIiOiIxIn0.sig"));
     }
 
