@@ -758,7 +758,7 @@ fn json_into(
         let (cs, ce) = (lit.open + 1, lit.close);
         let maybe_json = depth < MAX_JSON_DEPTH;
         let first = src[cs..ce].iter().find(|b| !b.is_ascii_whitespace());
-        if !lit.escaped && !(maybe_json && matches!(first, Some(b'{' | b'['))) {
+        if !(lit.escaped || maybe_json && matches!(first, Some(b'{' | b'['))) {
             continue; // verbatim: stays in the pending copy run
         }
         let content = if lit.escaped {
