@@ -5,5 +5,6 @@
 
 pub mod config;
 pub mod extract;
+pub mod redact;
 pub mod rules;
 pub mod scan;
