@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod extract;
+pub mod inspect;
 pub mod policy;
 pub mod redact;
 pub mod rules;
