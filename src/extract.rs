@@ -666,41 +666,46 @@ fn string_at(src: &[u8], open: usize) -> Option<StrLit> {
     }
 }
 
-/// Decode one JSON string's content `src[from..to]` (offsets in `src` are its raw).
-fn unescape(src: &[u8], from: usize, to: usize) -> ViewBuilder {
-    let mut vb = ViewBuilder::default();
+/// Decode one JSON string's content `src[from..to]` into `vb`; `tr` maps offsets in
+/// `src` to raw (`None`: `src` is raw). Each escape becomes one atomic run.
+fn unescape_into(vb: &mut ViewBuilder, src: &[u8], from: usize, to: usize, tr: Option<&OffsetMap>) {
     let mut run = from;
     let mut i = from;
+    let mut buf = [0u8; 4];
     while let Some(p) = memchr(b'\\', &src[i..to]) {
         i += p;
-        vb.copy(&src[run..i], run);
-        let (bytes, len): (Vec<u8>, usize) = match src.get(i + 1) {
-            Some(b'n') => (vec![b'\n'], 2),
-            Some(b't') => (vec![b'\t'], 2),
-            Some(b'r') => (vec![b'\r'], 2),
-            Some(b'b') => (vec![8], 2),
-            Some(b'f') => (vec![12], 2),
-            Some(&c @ (b'"' | b'\\' | b'/')) => (vec![c], 2),
+        vb.copy_via(&src[run..i], run, tr);
+        let (n, len) = match src.get(i + 1) {
+            Some(b'n') => (one(&mut buf, b'\n'), 2),
+            Some(b't') => (one(&mut buf, b'\t'), 2),
+            Some(b'r') => (one(&mut buf, b'\r'), 2),
+            Some(b'b') => (one(&mut buf, 8), 2),
+            Some(b'f') => (one(&mut buf, 12), 2),
+            Some(&c @ (b'"' | b'\\' | b'/')) => (one(&mut buf, c), 2),
             Some(b'u') => match hex4(src, i + 2) {
                 Some(hi @ 0xD800..=0xDBFF) => match (src.get(i + 6..i + 8), hex4(src, i + 8)) {
                     (Some(b"\\u"), Some(lo @ 0xDC00..=0xDFFF)) => {
                         let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-                        (utf8(c), 12)
+                        (utf8(&mut buf, c), 12)
                     }
-                    _ => (utf8(0xFFFD), 6), // lone high surrogate
+                    _ => (utf8(&mut buf, 0xFFFD), 6), // lone high surrogate
                 },
-                Some(c) => (utf8(c), 6),
-                None => (vec![b'\\'], 1),
+                Some(c) => (utf8(&mut buf, c), 6),
+                None => (one(&mut buf, b'\\'), 1),
             },
-            _ => (vec![b'\\'], 1),
+            _ => (one(&mut buf, b'\\'), 1),
         };
         let len = len.min(to - i);
-        vb.atomic(&bytes, i, len);
+        vb.atomic_via(&buf[..n], i, i + len, tr);
         i += len;
         run = i;
     }
-    vb.copy(&src[run..to], run);
-    vb
+    vb.copy_via(&src[run..to], run, tr);
+}
+
+fn one(buf: &mut [u8; 4], b: u8) -> usize {
+    buf[0] = b;
+    1
 }
 
 fn hex4(src: &[u8], at: usize) -> Option<u32> {
@@ -709,10 +714,23 @@ fn hex4(src: &[u8], at: usize) -> Option<u32> {
         .try_fold(0u32, |acc, &b| Some(acc << 4 | u32::from(hex(b)?)))
 }
 
-fn utf8(c: u32) -> Vec<u8> {
+fn utf8(buf: &mut [u8; 4], c: u32) -> usize {
     let ch = char::from_u32(c).unwrap_or('\u{FFFD}'); // lone low surrogate
-    let mut buf = [0u8; 4];
-    ch.encode_utf8(&mut buf).as_bytes().to_vec()
+    ch.encode_utf8(buf).len()
+}
+
+/// The first byte of a string's decoded content that is not whitespace, looking
+/// through the whitespace escapes `\n`, `\r`, `\t`.
+fn first_decoded(raw: &[u8]) -> Option<u8> {
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b' ' | b'\n' | b'\r' | b'\t' => i += 1,
+            b'\\' if matches!(raw.get(i + 1), Some(b'n' | b'r' | b't')) => i += 2,
+            b => return Some(b),
+        }
+    }
+    None
 }
 
 /// Decoded content that is itself a JSON document (an object or array).
@@ -756,40 +774,30 @@ fn json_into(
         };
         i = lit.close + 1;
         let (cs, ce) = (lit.open + 1, lit.close);
-        let maybe_json = depth < MAX_JSON_DEPTH;
-        let first = src[cs..ce].iter().find(|b| !b.is_ascii_whitespace());
-        if !(lit.escaped || maybe_json && matches!(first, Some(b'{' | b'['))) {
+        let maybe_json =
+            depth < MAX_JSON_DEPTH && matches!(first_decoded(&src[cs..ce]), Some(b'{' | b'['));
+        if !lit.escaped && !maybe_json {
             continue; // verbatim: stays in the pending copy run
         }
-        let content = if lit.escaped {
-            unescape(src, cs, ce)
-        } else {
-            let mut c = ViewBuilder::default();
-            c.copy(&src[cs..ce], cs);
-            c
-        };
-        if maybe_json && looks_like_json(&content.out) {
-            vb.copy_via(&src[flushed..cs], flushed, tr);
-            let composed = match tr {
-                None => content.map.clone(),
-                Some(outer) => content.map.compose(content.out.len(), outer),
-            };
-            *nested += 1;
-            json_into(vb, &content.out, Some(&composed), depth + 1, nested);
-            flushed = ce;
-            changed = true;
-        } else if lit.escaped {
-            vb.copy_via(&src[flushed..cs], flushed, tr);
-            content.map.pieces(0, content.out.len(), |s, e, piece| {
-                let b = &content.out[s..e];
-                match piece {
-                    Piece::Copy(l) => vb.copy_via(b, l, tr),
-                    Piece::Atomic(l, n) => vb.atomic_via(b, l, l + n, tr),
-                }
-            });
-            flushed = ce;
-            changed = true;
+        vb.copy_via(&src[flushed..cs], flushed, tr);
+        flushed = ce;
+        changed |= lit.escaped;
+        if maybe_json {
+            // Decode into a buffer of its own: it is the source of the inner view.
+            let mut content = ViewBuilder::default();
+            unescape_into(&mut content, src, cs, ce, None);
+            if looks_like_json(&content.out) {
+                let composed = match tr {
+                    None => content.map,
+                    Some(outer) => content.map.compose(content.out.len(), outer),
+                };
+                *nested += 1;
+                changed = true;
+                json_into(vb, &content.out, Some(&composed), depth + 1, nested);
+                continue;
+            }
         }
+        unescape_into(vb, src, cs, ce, tr);
     }
     vb.copy_via(&src[flushed..], flushed, tr);
     changed || tr.is_some()
