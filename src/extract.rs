@@ -411,7 +411,7 @@ pub fn decode_body<'a>(
         }
     }
     let max = max.min(u32::MAX as usize - 1); // offset maps use u32
-    if codings.is_empty() {
+    if codings.is_empty() || body.is_empty() {
         if body.len() > max {
             return Err(ExtractError::TooLarge);
         }
@@ -720,15 +720,29 @@ fn utf8(buf: &mut [u8; 4], c: u32) -> usize {
 }
 
 /// The first byte of a string's decoded content that is not whitespace, looking
-/// through the whitespace escapes `\n`, `\r`, `\t`.
+/// through escapes (`\n`, `\u0020`, `\u007b`: an escaped brace must not hide a
+/// nested document). Non-ASCII yields 0x80.
 fn first_decoded(raw: &[u8]) -> Option<u8> {
     let mut i = 0;
     while i < raw.len() {
-        match raw[i] {
-            b' ' | b'\n' | b'\r' | b'\t' => i += 1,
-            b'\\' if matches!(raw.get(i + 1), Some(b'n' | b'r' | b't')) => i += 2,
-            b => return Some(b),
+        let (c, len) = match raw[i] {
+            b'\\' => match raw.get(i + 1) {
+                Some(b'n') => (b'\n', 2),
+                Some(b'r') => (b'\r', 2),
+                Some(b't') => (b'\t', 2),
+                Some(b'u') => match hex4(raw, i + 2) {
+                    Some(c) if c < 0x80 => (c as u8, 6),
+                    _ => (0x80, 6),
+                },
+                Some(&c) => (c, 2),
+                None => (b'\\', 1),
+            },
+            c => (c, 1),
+        };
+        if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+            return Some(c);
         }
+        i += len;
     }
     None
 }
@@ -835,6 +849,81 @@ mod tests {
         // A span ending inside a multi-byte char widens to the whole escape.
         let s = memchr::memmem::find(&view, "\u{1F600}".as_bytes()).unwrap();
         assert_eq!(map.raw_span(s, s + 1), map.raw_span(s, s + 4));
+    }
+
+    /// Escape `s` as a JSON string body, choosing randomly among equivalent escapes.
+    fn escape_randomly(s: &str, rng: &mut impl rand::Rng) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str(r#"\""#),
+                '\\' => out.push_str(r"\\"),
+                '\n' => out.push_str(r"\n"),
+                c if (c as u32) < 0x20 || rng.random_bool(0.2) => {
+                    let mut buf = [0u16; 2];
+                    for u in c.encode_utf16(&mut buf) {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_char_span_maps_to_an_equivalent_raw_span() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let alphabet: Vec<char> = "ab \"\\\n\t/é中😀{}[]:,".chars().collect();
+        for round in 0..300 {
+            let len = rng.random_range(1..40);
+            let value: String = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            // Every other round the value sits inside a JSON-in-a-string document.
+            let (raw, levels) = if round % 2 == 0 {
+                (
+                    format!(r#"{{"k": "{}"}}"#, escape_randomly(&value, &mut rng)),
+                    1,
+                )
+            } else {
+                let inner = format!(r#"{{"v": "{}"}}"#, escape_randomly(&value, &mut rng));
+                (
+                    format!(r#"{{"args": "{}"}}"#, escape_randomly(&inner, &mut rng)),
+                    2,
+                )
+            };
+            let (view, map, _) = json_view(raw.as_bytes()).unwrap();
+            let view = std::str::from_utf8(&view).unwrap();
+            let Some(at) = view.find(&value) else {
+                panic!("value not in view: {raw} -> {view}");
+            };
+            let bounds: Vec<usize> = value
+                .char_indices()
+                .map(|(i, _)| i)
+                .chain([value.len()])
+                .collect();
+            for _ in 0..10 {
+                let mut a = bounds[rng.random_range(0..bounds.len())];
+                let mut b = bounds[rng.random_range(0..bounds.len())];
+                if a > b {
+                    std::mem::swap(&mut a, &mut b);
+                }
+                if a == b {
+                    continue;
+                }
+                let (ra, rb) = map.raw_span(at + a, at + b);
+                // Unescaping the raw span `levels` times gives back the view span.
+                let mut text = raw[ra..rb].to_string();
+                for _ in 0..levels {
+                    text = serde_json::from_str::<String>(&format!("\"{text}\"")).unwrap_or_else(
+                        |e| panic!("raw span {ra}..{rb} of {raw} is not whole escapes: {e}"),
+                    );
+                }
+                assert_eq!(text, &value[a..b], "{raw}");
+            }
+        }
     }
 
     #[test]
@@ -1057,6 +1146,12 @@ mod tests {
             decode_body(&http::HeaderMap::new(), &data, 100),
             Err(ExtractError::TooLarge)
         );
+    }
+
+    #[test]
+    fn empty_encoded_body_is_empty() {
+        let out = decode_body(&headers_with_encoding("gzip"), b"", 100).unwrap();
+        assert!(out.is_empty());
     }
 
     #[test]
