@@ -217,6 +217,42 @@ mod tests {
     }
 
     #[test]
+    fn random_spans_in_nested_strings_redact_cleanly() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let alphabet: Vec<char> = "ab \"\\\n\t/é中😀{}[]:,".chars().collect();
+        for _ in 0..500 {
+            let len = rng.random_range(1..30);
+            let value: String = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            let inner = serde_json::json!({"v": format!("~~{value}")}).to_string();
+            let raw = serde_json::json!({"args": inner, "n": 1}).to_string();
+            let (view, map, nested) = json_view(raw.as_bytes()).unwrap();
+            let view = std::str::from_utf8(&view).unwrap();
+            let at = view.find(&format!("~~{value}")).unwrap() + 2;
+            let bounds: Vec<usize> = value
+                .char_indices()
+                .map(|(i, _)| i)
+                .chain([value.len()])
+                .collect();
+            let a = bounds[rng.random_range(0..bounds.len() - 1)];
+            let b = bounds
+                [rng.random_range(bounds.iter().position(|&x| x == a).unwrap() + 1..bounds.len())];
+            let (ra, rb) = map.raw_span(at + a, at + b);
+            let out = json(raw.as_bytes(), vec![span(ra, rb, "r")], nested).unwrap();
+            let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            let inner: serde_json::Value =
+                serde_json::from_str(doc["args"].as_str().unwrap()).unwrap();
+            assert_eq!(
+                inner["v"].as_str().unwrap(),
+                format!("~~{}[REDACTED:r]{}", &value[..a], &value[b..])
+            );
+            assert_eq!(doc["n"], 1);
+        }
+    }
+
+    #[test]
     fn json_that_would_break_is_refused() {
         let body = br#"{"a": "x", "b": "y"}"#;
         // A span swallowing a quote breaks the document.
