@@ -234,12 +234,14 @@ impl Engine {
                 }
             })
             .collect();
-        let mut decision = policy::decide(hits.iter().map(|h| h.outcome));
+        let by_findings = policy::decide(hits.iter().map(|h| h.outcome));
         // An uninspected body blocks unless fail_open says otherwise.
         let body_blocks = error.is_some() && !self.fail_open;
-        if body_blocks {
-            decision = Decision::Block;
-        }
+        let decision = if body_blocks {
+            Decision::Block
+        } else {
+            by_findings
+        };
         for f in &findings {
             log_finding(req.request_id, f, dry);
         }
@@ -270,21 +272,15 @@ impl Engine {
         }
         let verdict = match decision {
             Decision::Allow => Verdict::Pass { would: None },
-            Decision::Block => {
-                if policy::decide(hits.iter().map(|h| h.outcome)) == Decision::Block {
+            // Findings that block say more than "could not inspect": report them first.
+            Decision::Block => match error {
+                Some(_) if by_findings == Decision::Block => {
                     blocked(req, &report.findings, &[Outcome::Block])
-                } else {
-                    match error {
-                        Some(ExtractError::TooLarge) => {
-                            too_large_response(req, self.max_inspect_bytes)
-                        }
-                        Some(ExtractError::Undecodable(reason)) => {
-                            undecodable_response(req, &reason)
-                        }
-                        None => blocked(req, &report.findings, &[Outcome::Block]),
-                    }
                 }
-            }
+                Some(ExtractError::TooLarge) => too_large_response(req, self.max_inspect_bytes),
+                Some(ExtractError::Undecodable(reason)) => undecodable_response(req, &reason),
+                None => blocked(req, &report.findings, &[Outcome::Block]),
+            },
             Decision::Redact => match body.map(|b| rewrite(req, segs, &hits, b)) {
                 Some(Ok(v)) => v,
                 other => {
