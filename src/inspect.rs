@@ -308,16 +308,15 @@ struct BodyCtx<'a> {
 }
 
 fn log_finding(request_id: &str, f: &Reported, dry: bool) {
-    let header = f.header.as_deref().unwrap_or("");
     let prefix = if dry { "dry-run: would " } else { "" };
     match f.outcome {
         Outcome::Block | Outcome::Redact => tracing::warn!(
-            request_id, rule = %f.rule, category = %f.category, location = f.location.as_str(),
-            header, preview = %f.preview, "{prefix}{} finding", f.outcome.as_str()
+            request_id, rule = %f.rule, category = %f.category, location = %f.location,
+            preview = %f.preview, "{prefix}{} finding", f.outcome.as_str()
         ),
         Outcome::Log | Outcome::HomeHost => tracing::info!(
-            request_id, rule = %f.rule, category = %f.category, location = f.location.as_str(),
-            header, preview = %f.preview, outcome = f.outcome.as_str(), "finding"
+            request_id, rule = %f.rule, category = %f.category, location = %f.location,
+            preview = %f.preview, outcome = f.outcome.as_str(), "finding"
         ),
     }
 }
@@ -814,6 +813,82 @@ action = "log"
         );
         assert_eq!(response(&open.inspect(&leak.info(), &garbage)).0, 403);
         assert_eq!(response(&open.too_large(&leak.info())).0, 403);
+    }
+
+    #[test]
+    fn clean_gzip_body_passes_untouched() {
+        let e = engine(Mode::Enforce, false);
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+        enc.write_all(br#"{"content": "nothing here"}"#).unwrap();
+        let r = Req::new(
+            "https://api.openai.com/v1/x",
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ],
+        );
+        let v = e.inspect(&r.info(), &Bytes::from(enc.finish().unwrap()));
+        assert!(matches!(v, Verdict::Pass { would: None }));
+    }
+
+    #[test]
+    fn multipart_text_part_is_redacted() {
+        let e = engine(Mode::Enforce, false);
+        let r = Req::new(
+            "https://h.example/upload",
+            &[("content-type", "multipart/form-data; boundary=XX")],
+        );
+        let body = Bytes::from_static(b"--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\ncard 4111-1111-1111-1111\r\n--XX--\r\n");
+        let (headers, out) = rewritten(e.inspect(&r.info(), &body));
+        assert_eq!(
+            &out[..],
+            b"--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\ncard [REDACTED:payment-card]\r\n--XX--\r\n"
+        );
+        assert_eq!(
+            headers[header::CONTENT_LENGTH],
+            out.len().to_string().as_str()
+        );
+    }
+
+    /// Logs name rule, location and request id with a masked preview, never the value.
+    #[test]
+    fn logs_never_hold_the_value() {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let body = Bytes::from(format!(r#"{{"a": "{TOKEN}", "b": "4111 1111 1111 1111"}}"#));
+            engine(Mode::Enforce, false).inspect(&json_req("h.example").info(), &body);
+            engine(Mode::DryRun, false).inspect(&json_req("h.example").info(), &body);
+        });
+        let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            logs.contains("api-key") && logs.contains("payment-card"),
+            "{logs}"
+        );
+        assert!(
+            logs.contains("req-1") && logs.contains("location=body"),
+            "{logs}"
+        );
+        assert!(logs.contains("dry-run: would block"), "{logs}");
+        assert!(
+            !logs.contains("Zq8vN3kLm2Rt5Xw9Yb4Hc7Jd") && !logs.contains("4111 1111 1111 1111"),
+            "{logs}"
+        );
     }
 
     #[test]
