@@ -460,18 +460,30 @@ fn deflate_reader<'a>(r: Box<dyn Read + 'a>) -> Result<Box<dyn Read + 'a>, Extra
     })
 }
 
-/// Read everything, failing as soon as more than `max` bytes come out.
-fn read_bounded(r: impl Read, max: usize) -> Result<Vec<u8>, ExtractError> {
-    let mut out = Vec::new();
-    // take(max + 1): one byte past the cap proves the body is too large.
-    let n = r
-        .take(max as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| ExtractError::Undecodable(e.to_string()))?;
-    if n > max {
-        return Err(ExtractError::TooLarge);
+/// Read everything, failing as soon as more than `max` bytes come out. The buffer
+/// grows by doubling but never past `max + 1` bytes of capacity, so a compression
+/// bomb costs at most the cap in memory (plus one 64 KiB chunk).
+fn read_bounded(mut r: impl Read, max: usize) -> Result<Vec<u8>, ExtractError> {
+    let mut out: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        // Never ask for more than one byte past the cap: that byte proves "too large".
+        let room = (max + 1 - out.len()).min(chunk.len());
+        let n = match r.read(&mut chunk[..room]) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ExtractError::Undecodable(e.to_string())),
+        };
+        if out.len() + n > max {
+            return Err(ExtractError::TooLarge);
+        }
+        if out.len() + n > out.capacity() {
+            let cap = (out.capacity() * 2).max(out.len() + n).min(max + 1);
+            out.reserve_exact(cap - out.len());
+        }
+        out.extend_from_slice(&chunk[..n]);
     }
-    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------
@@ -1149,6 +1161,19 @@ mod tests {
             decode_body(&http::HeaderMap::new(), &data, 100),
             Err(ExtractError::TooLarge)
         );
+    }
+
+    #[test]
+    fn bounded_buffer_never_grows_past_the_cap() {
+        let data = vec![7u8; 300_000];
+        let out = read_bounded(&data[..], 300_000).unwrap();
+        assert_eq!(out.len(), 300_000);
+        assert!(out.capacity() <= 300_001, "{}", out.capacity());
+        assert_eq!(
+            read_bounded(&data[..], 299_999),
+            Err(ExtractError::TooLarge)
+        );
+        assert_eq!(read_bounded(&data[..0], 10).unwrap(), Vec::<u8>::new());
     }
 
     #[test]
