@@ -9,8 +9,10 @@
 //!   buffer every body span refers to. A redacted body is sent identity-encoded.
 //!
 //! Body views by `Content-Type`:
-//! - JSON: string literals are unescaped in place, structure and keys kept, and a string
-//!   whose content is itself JSON (LLM tool-call `arguments`) is viewed recursively;
+//! - JSON (by type, or any non-multipart body that parses as JSON): string literals are
+//!   unescaped in place, structure and keys kept, and a string whose content is itself
+//!   JSON (LLM tool-call `arguments`) is viewed recursively. A body labelled JSON that
+//!   does not parse is still unescaped for scanning, but redacted as plain text;
 //! - `application/x-www-form-urlencoded`: `+` → space and percent-decoding;
 //! - `multipart/form-data`: one segment per part body;
 //! - anything else: the bytes as they are. Text and binary alike are scanned (the
@@ -542,8 +544,11 @@ pub fn body_view<'a>(content_type: Option<&str>, body: &'a [u8]) -> BodyView<'a>
     }
     let essence = mime_essence(content_type);
     let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    // JSON by type, or sniffed when no type is given.
-    if is_json_type(&essence) || (essence.is_empty() && matches!(first, Some(b'{' | b'['))) {
+    let json_typed = is_json_type(&essence);
+    let is_multipart = essence == "multipart/form-data";
+    // JSON by type, or sniffed whatever the type says (`curl -d '{...}'` sends JSON
+    // labelled as a form): a document that parses is viewed and redacted as JSON.
+    if json_typed || (!is_multipart && matches!(first, Some(b'{' | b'['))) {
         if let Some((view, map, nested)) = json_view(body) {
             return BodyView {
                 kind: BodyKind::Json,
@@ -551,15 +556,30 @@ pub fn body_view<'a>(content_type: Option<&str>, body: &'a [u8]) -> BodyView<'a>
                 nested_json: nested,
             };
         }
-        // Not valid JSON: fall through and treat it as text.
-    } else if essence == "application/x-www-form-urlencoded" {
+        if json_typed {
+            // Claims JSON but does not parse: still unescape strings so escapes cannot
+            // hide a secret; redaction is then plain text replacement.
+            let text = std::str::from_utf8(body).is_ok();
+            let (view, map) = json_view_lenient(body);
+            return BodyView {
+                kind: if text {
+                    BodyKind::Text
+                } else {
+                    BodyKind::Binary
+                },
+                segments: vec![body_segment(view, map, text)],
+                nested_json: 0,
+            };
+        }
+    }
+    if essence == "application/x-www-form-urlencoded" {
         let (view, map) = form_view(body);
         return BodyView {
             kind: BodyKind::Form,
             segments: vec![body_segment(Cow::Owned(view), map, true)],
             nested_json: 0,
         };
-    } else if essence == "multipart/form-data" {
+    } else if is_multipart {
         if let Some(segments) = content_type
             .and_then(boundary)
             .and_then(|b| multipart(body, &b))
@@ -771,17 +791,28 @@ fn looks_like_json(content: &[u8]) -> bool {
 /// when nothing needed decoding.
 pub fn json_view(body: &[u8]) -> Option<(Cow<'_, [u8]>, OffsetMap, usize)> {
     serde_json::from_slice::<serde::de::IgnoredAny>(body).ok()?;
+    Some(json_view_unchecked(body))
+}
+
+/// The view of a body that claims to be JSON but does not parse: its string literals
+/// (as far as quotes can be paired) are unescaped all the same. Nothing is verified.
+pub fn json_view_lenient(body: &[u8]) -> (Cow<'_, [u8]>, OffsetMap) {
+    let (view, map, _) = json_view_unchecked(body);
+    (view, map)
+}
+
+fn json_view_unchecked(body: &[u8]) -> (Cow<'_, [u8]>, OffsetMap, usize) {
     let mut vb = ViewBuilder::default();
     let mut nested = 0;
-    let changed = json_into(&mut vb, body, None, 0, &mut nested);
-    Some(if changed {
+    if json_into(&mut vb, body, None, 0, &mut nested) {
         (Cow::Owned(vb.out), vb.map, nested)
     } else {
         (Cow::Borrowed(body), OffsetMap::identity(0), 0)
-    })
+    }
 }
 
-/// Append the view of the (valid) JSON document `src` to `vb`; `tr` maps offsets in
+/// Append the view of the JSON document `src` to `vb` (it need not be valid: a stray
+/// quote only shifts what is treated as a string); `tr` maps offsets in
 /// `src` to raw (`None`: `src` is raw). Returns whether the view differs from `src`.
 fn json_into(
     vb: &mut ViewBuilder,
@@ -937,6 +968,42 @@ mod tests {
                     );
                 }
                 assert_eq!(text, &value[a..b], "{raw}");
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_and_map_in_bounds() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let alphabet = b"\"\\u0dD8fFa{}[]:, n%+&=\r\n-\xc3\xa9\xff";
+        for _ in 0..3000 {
+            let len = rng.random_range(0..60);
+            let body: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            for ct in [
+                "application/json",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data; boundary=--",
+                "text/plain",
+            ] {
+                let v = body_view(Some(ct), &body);
+                for seg in &v.segments {
+                    let n = seg.view.len();
+                    for _ in 0..5 {
+                        if n == 0 {
+                            break;
+                        }
+                        let a = rng.random_range(0..n);
+                        let b = rng.random_range(a + 1..=n);
+                        let (ra, rb) = seg.raw_span(a, b);
+                        assert!(
+                            ra <= rb && rb <= body.len(),
+                            "{ct} {body:?}: {a}..{b} -> {ra}..{rb}"
+                        );
+                    }
+                }
             }
         }
     }
