@@ -260,6 +260,8 @@ impl ViewBuilder {
 pub enum Source {
     /// The request target's path-and-query string.
     Uri,
+    /// The userinfo (`user:password`) of the request target's authority.
+    Userinfo,
     /// The n-th entry of `HeaderMap::iter()`.
     Header(usize),
     /// The decoded body.
@@ -305,6 +307,16 @@ pub fn is_redactable_header(name: &str) -> bool {
 /// the URL has percent-escapes.
 pub fn request_segments<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Vec<Segment<'a>> {
     let mut segs = Vec::new();
+    // `https://user:token@host/`: credentials in the authority. Never rewritten.
+    if let Some((userinfo, _)) = uri.authority().and_then(|a| a.as_str().rsplit_once('@')) {
+        segs.push(Segment {
+            location: Location::Url,
+            source: Source::Userinfo,
+            view: Cow::Borrowed(userinfo.as_bytes()),
+            map: OffsetMap::identity(0),
+            redactable: false,
+        });
+    }
     if let Some(pq) = uri.path_and_query() {
         let s = pq.as_str().as_bytes();
         let (view, map) = url_view(s);
@@ -1081,10 +1093,18 @@ mod tests {
         assert_eq!(back(raw, &map, &view, "4111 1111"), "4111%201111");
         assert_eq!(back(raw, &map, &view, "1 1"), "1%201");
 
-        let uri: http::Uri = "http://h.example/a%20b/c?q=x+y%40z&t=1".parse().unwrap();
+        let uri: http::Uri = "http://u:p%40ss@h.example/a%20b/c?q=x+y%40z&t=1"
+            .parse()
+            .unwrap();
         let headers = http::HeaderMap::new();
-        let segs = request_segments(&uri, &headers);
-        assert_eq!(segs.len(), 1);
+        let mut segs = request_segments(&uri, &headers);
+        assert_eq!(segs.len(), 2);
+        let userinfo = segs.remove(0);
+        assert_eq!(
+            (userinfo.source, &userinfo.view[..]),
+            (Source::Userinfo, &b"u:p%40ss"[..])
+        );
+        assert!(!userinfo.redactable);
         assert_eq!(&segs[0].view[..], b"/a b/c?q=x y@z&t=1");
         let pq = uri.path_and_query().unwrap().as_str().as_bytes();
         assert_eq!(back(pq, &segs[0].map, &segs[0].view, "y@z"), "y%40z");

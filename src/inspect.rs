@@ -341,7 +341,7 @@ fn rewrite(
         match seg.source {
             Source::Body => body_spans.push(span),
             Source::Header(i) => header_spans.push((i, span)),
-            Source::Uri => return Err(RedactError::Structure("URL")),
+            Source::Uri | Source::Userinfo => return Err(RedactError::Structure("URL")),
         }
     }
     let mut headers = HeaderMap::with_capacity(req.headers.len());
@@ -888,6 +888,25 @@ action = "log"
         assert!(
             !logs.contains("Zq8vN3kLm2Rt5Xw9Yb4Hc7Jd") && !logs.contains("4111 1111 1111 1111"),
             "{logs}"
+        );
+    }
+
+    #[test]
+    fn engine_is_shareable_across_tasks() {
+        fn check<T: Send + Sync>() {}
+        check::<Engine>();
+        check::<Verdict>();
+        check::<Inspection>();
+    }
+
+    #[test]
+    fn credential_in_userinfo_blocks() {
+        let e = engine(Mode::Enforce, false);
+        let r = Req::new(&format!("https://user:{TOKEN}@git.example/repo"), &[]);
+        let (status, json) = response(&e.inspect(&r.info(), &Bytes::new()));
+        assert_eq!(
+            (status, json["findings"][0]["location"].as_str()),
+            (403, Some("url"))
         );
     }
 
