@@ -556,22 +556,26 @@ pub fn secret_value(v: &[u8]) -> bool {
     if v.contains(&b'.') && v.split(|&b| b == b'.').all(ident) {
         return false;
     }
-    let (mut lo, mut up, mut dig, mut sym) = (false, false, false, false);
+    // Characters per class: lower, upper, digit, symbol (other than `_ . -`).
+    let mut n = [0usize; 4];
     for &b in v {
         match b {
-            b'a'..=b'z' => lo = true,
-            b'A'..=b'Z' => up = true,
-            b'0'..=b'9' => dig = true,
+            b'a'..=b'z' => n[0] += 1,
+            b'A'..=b'Z' => n[1] += 1,
+            b'0'..=b'9' => n[2] += 1,
             b'_' | b'.' | b'-' => {}
-            _ => sym = true,
+            _ => n[3] += 1,
         }
     }
-    let classes = [lo, up, dig, sym].iter().filter(|&&c| c).count();
+    let classes = n.iter().filter(|&&c| c > 0).count();
+    // With only two classes, a lone character of one (`anonymous@`, `Config1`) is not
+    // enough mixing.
+    let two_mixed = classes == 2 && n.iter().all(|&c| c == 0 || c >= 2);
     let camel_word = v.iter().all(u8::is_ascii_alphabetic)
         && v.iter().enumerate().all(|(i, b)| {
             !b.is_ascii_uppercase() || v.get(i + 1).is_some_and(u8::is_ascii_lowercase)
         });
-    let shaped = classes >= 3 || (classes == 2 && v.len() >= 10 && !camel_word);
+    let shaped = classes >= 3 || (two_mixed && v.len() >= 10 && !camel_word);
     shaped && entropy(v) >= 2.5
 }
 
@@ -772,6 +776,7 @@ mod tests {
         assert!(!secret_value(b"/etc/app/secrets/key.pem"));
         assert!(!secret_value(b"https://example.org/reset"));
         assert!(!secret_value(b"config/Secrets.json"));
+        assert!(!secret_value(b"anonymous@"));
     }
 
     #[test]
