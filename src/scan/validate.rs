@@ -206,7 +206,12 @@ pub fn cn_mobile(d: &[u8]) -> bool {
     } else {
         d
     };
-    d.len() == 11 && d[0] == 1 && (3..=9).contains(&d[1])
+    d.len() == 11
+        && d[0] == 1
+        && (3..=9).contains(&d[1])
+        // Round numbers and 2^34 are constants in code, not subscribers.
+        && !d[3..].iter().all(|&x| x == d[3])
+        && d != [1, 7, 1, 7, 9, 8, 6, 9, 1, 8, 4]
 }
 
 /// IBAN length per country (ISO 13616 registry).
@@ -571,10 +576,23 @@ pub fn secret_value(v: &[u8]) -> bool {
     // With only two classes, a lone character of one (`anonymous@`, `Config1`) is not
     // enough mixing.
     let two_mixed = classes == 2 && n.iter().all(|&c| c == 0 || c >= 2);
-    let camel_word = v.iter().all(u8::is_ascii_alphabetic)
-        && v.iter().enumerate().all(|(i, b)| {
-            !b.is_ascii_uppercase() || v.get(i + 1).is_some_and(u8::is_ascii_lowercase)
+    // Letters only, lower-case runs of three or more on average and at most one of
+    // length one: words joined in camel case (`PasswordField`, `CFStringRef`,
+    // `ZeroizeOnDrop`), not random mixed case (`WqxMbTsQRvEk`).
+    let camel_word = v.iter().all(u8::is_ascii_alphabetic) && {
+        let runs = v.split(u8::is_ascii_uppercase).filter(|r| !r.is_empty());
+        let (count, ones, total) = runs.fold((0, 0, 0), |(c, o, t), r| {
+            (c + 1, o + usize::from(r.len() == 1), t + r.len())
         });
+        count > 0 && ones <= 1 && total >= 3 * count
+    };
+    // A snake_case identifier (`_bindgen_ty_22`) needs all three letter/digit classes.
+    let snake_ident = v.contains(&b'_')
+        && v.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && n[..3].iter().any(|&c| c == 0);
+    if snake_ident {
+        return false;
+    }
     let shaped = classes >= 3 || (two_mixed && v.len() >= 10 && !camel_word);
     shaped && entropy(v) >= 2.5
 }
@@ -741,6 +759,8 @@ mod tests {
         assert!(cn_mobile(&d("138 0013 8000")));
         assert!(cn_mobile(&d("+86 138-0013-8000")));
         assert!(!cn_mobile(&d("12800138000")));
+        assert!(!cn_mobile(&d("15000000000")));
+        assert!(!cn_mobile(&d("17179869184")));
         assert!(phone_intl(b"+44 20 7946 0958"));
         assert!(phone_intl(b"+1 415 555 2671"));
         assert!(phone_intl(b"+86 138 0013 8000"));
@@ -777,6 +797,10 @@ mod tests {
         assert!(!secret_value(b"https://example.org/reset"));
         assert!(!secret_value(b"config/Secrets.json"));
         assert!(!secret_value(b"anonymous@"));
+        assert!(!secret_value(b"CFStringRef"));
+        assert!(!secret_value(b"ZeroizeOnDrop"));
+        assert!(!secret_value(b"_bindgen_ty_22"));
+        assert!(secret_value(b"WqxMbTsQRvEk"));
     }
 
     #[test]
