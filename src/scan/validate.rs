@@ -180,6 +180,14 @@ pub fn is_real_date(y: u32, m: u32, d: u32) -> bool {
 /// 18-character resident identity number, GB 11643-1999: region, real birth date,
 /// sequence, ISO 7064 MOD 11-2 check character (`0-9` or `X`).
 pub fn cn_resident_id(v: &[u8]) -> bool {
+    // Grouped forms (`110105 19491231 002X`) are checked without their separators.
+    let compact: Vec<u8>;
+    let v = if v.len() > 18 {
+        compact = v.iter().copied().filter(|b| !matches!(b, b' ' | b'-')).collect();
+        &compact[..]
+    } else {
+        v
+    };
     if v.len() != 18 || !v[..17].iter().all(u8::is_ascii_digit) {
         return false;
     }
@@ -695,6 +703,8 @@ mod tests {
         // The example of GB 11643-1999 itself.
         assert!(cn_resident_id(b"11010519491231002X"));
         assert!(cn_resident_id(b"11010519491231002x"));
+        assert!(cn_resident_id(b"110105 19491231 002X"));
+        assert!(cn_resident_id(b"110105-19491231-002X"));
         assert!(!cn_resident_id(b"110105194912310021"));
         // Calendar: 30 February does not exist.
         assert!(!cn_resident_id(b"110105194902300027"));
