@@ -108,6 +108,10 @@ pub struct Rule {
     /// Candidate generator for keyword-less rules.
     #[serde(default)]
     pub trigger: Option<Trigger>,
+    /// With `trigger = "digits"`: the fewest digits a run must hold to be worth this
+    /// rule's regex (the item's own digit count; default 6). Keeps short numbers cheap.
+    #[serde(default)]
+    pub min_digits: Option<usize>,
     /// Confirmation regex (bytes, ASCII classes). A group named `secret` narrows the finding.
     pub regex: String,
     /// Checksum/shape validator run on the finding, e.g. `luhn`, `entropy(3.5)`.

@@ -74,7 +74,8 @@ pub struct Scanner {
     keywords: Option<AhoCorasick>,
     /// For each keyword pattern id, the rules that asked for it.
     keyword_rules: Vec<Vec<u32>>,
-    digit_rules: Vec<u32>,
+    /// Digit-triggered rules with the fewest digits each needs, fewest first.
+    digit_rules: Vec<(usize, u32)>,
     at_rules: Vec<u32>,
     max_span: usize,
 }
@@ -126,7 +127,9 @@ impl Scanner {
                 }
             }
             match rule.trigger {
-                Some(Trigger::Digits) => digit_rules.push(idx),
+                Some(Trigger::Digits) => {
+                    digit_rules.push((rule.min_digits.unwrap_or(MIN_DIGIT_RUN), idx))
+                }
                 Some(Trigger::At) => at_rules.push(idx),
                 None => {}
             }
@@ -150,6 +153,7 @@ impl Scanner {
             });
             source.push(rule.clone());
         }
+        digit_rules.sort_unstable();
         let keywords = if patterns.is_empty() {
             None
         } else {
@@ -238,14 +242,23 @@ impl Scanner {
         }
         if !self.at_rules.is_empty() {
             for pos in memchr::memchr_iter(b'@', hay) {
-                for &rule in &self.at_rules {
-                    push(rule, pos, pos + 1);
+                // An address has a local-part byte before the `@` and a domain byte after
+                // it; decorators (`@property`) and `@@` do not.
+                let before = pos > 0 && is_local_part_byte(hay[pos - 1]);
+                let after = hay.get(pos + 1).is_some_and(u8::is_ascii_alphanumeric);
+                if before && after {
+                    for &rule in &self.at_rules {
+                        push(rule, pos, pos + 1);
+                    }
                 }
             }
         }
         if !self.digit_rules.is_empty() {
-            for_each_digit_run(hay, |s, e| {
-                for &rule in &self.digit_rules {
+            for_each_digit_run(hay, |s, e, digits| {
+                for &(min, rule) in &self.digit_rules {
+                    if digits < min {
+                        break;
+                    }
                     push(rule, s, e);
                 }
             });
@@ -396,9 +409,13 @@ fn keyword_forms(kw: &str, case: crate::rules::KeywordCase) -> Vec<Vec<u8>> {
     unique
 }
 
-/// Call `f(start, end)` for every run of at least [`MIN_DIGIT_RUN`] ASCII digits, where
-/// single spaces or dashes between digits do not break the run (`6222 0200 1234`).
-fn for_each_digit_run(hay: &[u8], mut f: impl FnMut(usize, usize)) {
+fn is_local_part_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-')
+}
+
+/// Call `f(start, end, digits)` for every run of at least [`MIN_DIGIT_RUN`] ASCII digits,
+/// where single spaces or dashes between digits do not break the run (`6222 0200 1234`).
+fn for_each_digit_run(hay: &[u8], mut f: impl FnMut(usize, usize, usize)) {
     let n = hay.len();
     let mut i = 0;
     while i < n {
@@ -422,7 +439,7 @@ fn for_each_digit_run(hay: &[u8], mut f: impl FnMut(usize, usize)) {
             break;
         }
         if count >= MIN_DIGIT_RUN {
-            f(start, end);
+            f(start, end, count);
         }
     }
 }
@@ -541,10 +558,10 @@ mod tests {
     #[test]
     fn digit_runs_join_single_separators() {
         let mut runs = Vec::new();
-        for_each_digit_run(b"tel 138 0013 8000, id 12345 x 1234567", |s, e| {
-            runs.push((s, e))
+        for_each_digit_run(b"tel 138 0013 8000, id 12345 x 1234567", |s, e, n| {
+            runs.push((s, e, n))
         });
-        assert_eq!(runs, vec![(4, 17), (30, 37)]);
+        assert_eq!(runs, vec![(4, 17, 11), (30, 37, 7)]);
     }
 
     /// A reader that hands out a few bytes at a time, like a slow socket.
