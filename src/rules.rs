@@ -407,7 +407,7 @@ pub fn self_test(pack: &RulePack) -> Result<(usize, Vec<ExampleFailure>), crate:
             for ex in examples {
                 count += 1;
                 let findings = scanner.scan(ex.as_bytes());
-                let hit = findings.iter().any(|f| &*f.rule == rule.id);
+                let hit = findings.iter().any(|f| *f.rule == rule.id);
                 if hit != expected {
                     failures.push(ExampleFailure {
                         rule: rule.id.clone(),

@@ -1,0 +1,996 @@
+//! The inspection engine the proxy calls once per request: extract → scan → policy →
+//! verdict (forward unchanged, forward rewritten, or answer the client directly).
+//!
+//! Matched values never leave this module: responses name rules, categories and
+//! locations only; logs and the [`Inspection`] report carry a masked
+//! [`crate::scan::preview`].
+//!
+//! The URL cannot be redacted through [`Verdict::Rewrite`] (it has no URI field), so a
+//! `redact` finding in the URL escalates to block; [`crate::redact::uri`] exists for when
+//! the proxy can forward a rewritten target.
+
+use crate::config::{Config, ConfigError, Mode};
+use crate::extract::{self, BodyKind, ExtractError, Location, Segment, Source};
+use crate::policy::{self, Decision, Outcome};
+use crate::redact::{self, RedactError, Span};
+use crate::rules::{Action, Category, RulePack};
+use crate::scan::{self, Finding, Scanner};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// What the proxy knows about a request before its body is inspected.
+pub struct RequestInfo<'a> {
+    pub method: &'a http::Method,
+    /// Absolute: `scheme://authority/path?query`.
+    pub uri: &'a http::Uri,
+    pub host: &'a str,
+    pub port: u16,
+    pub headers: &'a http::HeaderMap,
+    pub client: std::net::SocketAddr,
+    pub request_id: &'a str,
+}
+
+#[derive(Debug)]
+pub enum Verdict {
+    /// Forward the original request unchanged (byte-identical body). `would` is set in
+    /// dry-run mode: the proxy adds response header `X-ClawGuard-Would: block|redact`.
+    Pass { would: Option<Action> },
+    /// Forward this rewritten request instead (redaction): replacement headers
+    /// (Content-Length fixed; body sent identity-encoded with Content-Encoding removed,
+    /// or re-encoded) and body.
+    Rewrite {
+        headers: http::HeaderMap,
+        body: Bytes,
+    },
+    /// Answer the client with this response; the origin is not contacted.
+    Respond(http::Response<Bytes>),
+}
+
+/// One finding as recorded for logs and audit: never the raw value.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reported {
+    pub rule: String,
+    pub category: Category,
+    pub location: Location,
+    /// The header name for `location = "header"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Masked preview ([`scan::preview`]).
+    pub preview: String,
+    pub outcome: Outcome,
+}
+
+/// What inspection found and decided, for an audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// What the policy decided (in dry-run: what would have happened).
+    pub decision: Decision,
+    /// False in dry-run mode, and when `fail_open` let an uninspectable body through.
+    pub enforced: bool,
+    pub findings: Vec<Reported>,
+    /// Why the body could not be inspected, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Inspection {
+    fn clean() -> Inspection {
+        Inspection {
+            decision: Decision::Allow,
+            enforced: true,
+            findings: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+/// A compiled rule pack plus the policy settings of one configuration. Share it
+/// behind an `Arc`; it is immutable.
+pub struct Engine {
+    scanner: Arc<Scanner>,
+    mode: Mode,
+    fail_open: bool,
+    max_inspect_bytes: usize,
+}
+
+/// A finding in one of the request's segments.
+struct Hit {
+    seg: usize,
+    finding: Finding,
+    outcome: Outcome,
+}
+
+impl Engine {
+    pub fn new(cfg: &Config) -> Result<Engine, ConfigError> {
+        let pack = cfg.rule_pack()?;
+        Engine::with_pack(&pack, cfg.mode, cfg.fail_open, cfg.max_inspect_bytes)
+    }
+
+    /// An engine over an explicit rule pack (tests, tools).
+    pub fn with_pack(
+        pack: &RulePack,
+        mode: Mode,
+        fail_open: bool,
+        max_inspect_bytes: usize,
+    ) -> Result<Engine, ConfigError> {
+        let scanner = Scanner::new(pack).map_err(|e| ConfigError::Invalid {
+            path: "rules".into(),
+            message: e.to_string(),
+        })?;
+        Ok(Engine {
+            scanner: Arc::new(scanner),
+            mode,
+            fail_open,
+            max_inspect_bytes,
+        })
+    }
+
+    pub fn scanner(&self) -> &Arc<Scanner> {
+        &self.scanner
+    }
+
+    /// Inspect a complete request body (raw wire bytes, still Content-Encoded).
+    pub fn inspect(&self, req: &RequestInfo<'_>, body: &Bytes) -> Verdict {
+        self.inspect_report(req, body).0
+    }
+
+    /// The body is larger than max_inspect_bytes: 413 in enforce mode (fail-closed),
+    /// Pass when fail_open or dry-run. The URL and headers are still inspected; since
+    /// there is no body to rewrite, a `redact` finding there blocks.
+    pub fn too_large(&self, req: &RequestInfo<'_>) -> Verdict {
+        self.too_large_report(req).0
+    }
+
+    pub fn too_large_report(&self, req: &RequestInfo<'_>) -> (Verdict, Inspection) {
+        let segs = extract::request_segments(req.uri, req.headers);
+        let hits = self.scan_segments(req, &segs, |s| s.source != Source::Uri && s.redactable);
+        self.finish(req, &segs, hits, Some(ExtractError::TooLarge), None)
+    }
+
+    /// [`Engine::inspect`] plus the report of what was found and decided.
+    pub fn inspect_report(&self, req: &RequestInfo<'_>, body: &Bytes) -> (Verdict, Inspection) {
+        let mut segs = extract::request_segments(req.uri, req.headers);
+        let decoded = extract::decode_body(req.headers, body, self.max_inspect_bytes);
+        let content_type = req
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let (view, error) = match &decoded {
+            Ok(d) => (Some(extract::body_view(content_type, d)), None),
+            Err(e) => (None, Some(e.clone())),
+        };
+        let (kind, nested) = match view {
+            Some(v) => {
+                let info = (v.kind, v.nested_json);
+                segs.extend(v.segments);
+                info
+            }
+            None => (BodyKind::Empty, 0),
+        };
+        let hits = self.scan_segments(req, &segs, |s| {
+            // The URL has no place in a Rewrite verdict: it cannot be redacted.
+            s.source != Source::Uri && s.redactable
+        });
+        if hits.is_empty() && error.is_none() {
+            return (Verdict::Pass { would: None }, Inspection::clean());
+        }
+        let body_ctx = BodyCtx {
+            wire: body,
+            decoded: decoded.as_deref().ok(),
+            kind,
+            nested,
+        };
+        self.finish(req, &segs, hits, error, Some(body_ctx))
+    }
+
+    /// Scan every segment and judge each finding; `redactable` says whether a segment
+    /// can be rewritten by a [`Verdict::Rewrite`].
+    fn scan_segments(
+        &self,
+        req: &RequestInfo<'_>,
+        segs: &[Segment<'_>],
+        redactable: impl Fn(&Segment<'_>) -> bool,
+    ) -> Vec<Hit> {
+        let mut hits = Vec::new();
+        for (i, seg) in segs.iter().enumerate() {
+            for finding in self.scanner.scan(&seg.view) {
+                let rule = self.scanner.rule(&finding);
+                let outcome = policy::outcome(rule, &seg.location, req.host, redactable(seg));
+                hits.push(Hit {
+                    seg: i,
+                    finding,
+                    outcome,
+                });
+            }
+        }
+        hits
+    }
+
+    fn finish(
+        &self,
+        req: &RequestInfo<'_>,
+        segs: &[Segment<'_>],
+        hits: Vec<Hit>,
+        error: Option<ExtractError>,
+        body: Option<BodyCtx<'_>>,
+    ) -> (Verdict, Inspection) {
+        let dry = self.mode == Mode::DryRun;
+        let findings: Vec<Reported> = hits
+            .iter()
+            .map(|h| {
+                let seg = &segs[h.seg];
+                Reported {
+                    rule: h.finding.rule.to_string(),
+                    category: h.finding.category,
+                    location: seg.location.clone(),
+                    header: match &seg.location {
+                        Location::Header(n) => Some(n.clone()),
+                        _ => None,
+                    },
+                    preview: scan::preview(&seg.view[h.finding.start..h.finding.end]),
+                    outcome: h.outcome,
+                }
+            })
+            .collect();
+        let by_findings = policy::decide(hits.iter().map(|h| h.outcome));
+        // An uninspected body blocks unless fail_open says otherwise.
+        let body_blocks = error.is_some() && !self.fail_open;
+        let decision = if body_blocks {
+            Decision::Block
+        } else {
+            by_findings
+        };
+        for f in &findings {
+            log_finding(req.request_id, f, dry);
+        }
+        if let Some(e) = &error {
+            if dry || self.fail_open {
+                tracing::warn!(request_id = req.request_id, error = %e, fail_open = self.fail_open,
+                    "body not inspected; {}", if body_blocks { "would block" } else { "forwarded (fail_open)" });
+            } else {
+                tracing::warn!(request_id = req.request_id, error = %e, "body not inspected; blocked");
+            }
+        }
+        let mut report = Inspection {
+            decision,
+            enforced: !(dry || error.is_some() && self.fail_open),
+            findings,
+            error: error.as_ref().map(|e| e.to_string()),
+        };
+        if dry {
+            if let Some(a) = decision.would() {
+                tracing::warn!(request_id = req.request_id, "dry-run: would {}", a.as_str());
+            }
+            return (
+                Verdict::Pass {
+                    would: decision.would(),
+                },
+                report,
+            );
+        }
+        let verdict = match decision {
+            Decision::Allow => Verdict::Pass { would: None },
+            // Findings that block say more than "could not inspect": report them first.
+            Decision::Block => match error {
+                Some(_) if by_findings == Decision::Block => {
+                    blocked(req, &report.findings, &[Outcome::Block])
+                }
+                Some(ExtractError::TooLarge) => too_large_response(req, self.max_inspect_bytes),
+                Some(ExtractError::Undecodable(reason)) => undecodable_response(req, &reason),
+                None => blocked(req, &report.findings, &[Outcome::Block]),
+            },
+            Decision::Redact => match body.map(|b| rewrite(req, segs, &hits, b)) {
+                Some(Ok(v)) => v,
+                other => {
+                    let reason = match other {
+                        Some(Err(e)) => e.to_string(),
+                        _ => "no body to rewrite".to_string(),
+                    };
+                    tracing::error!(request_id = req.request_id, error = %reason,
+                        "redaction failed; blocking the request (fail-closed)");
+                    report.decision = Decision::Block;
+                    blocked(req, &report.findings, &[Outcome::Block, Outcome::Redact])
+                }
+            },
+        };
+        (verdict, report)
+    }
+}
+
+/// The body as received and as decoded, for rewriting.
+struct BodyCtx<'a> {
+    wire: &'a Bytes,
+    decoded: Option<&'a [u8]>,
+    kind: BodyKind,
+    nested: usize,
+}
+
+fn log_finding(request_id: &str, f: &Reported, dry: bool) {
+    let prefix = if dry { "dry-run: would " } else { "" };
+    match f.outcome {
+        Outcome::Block | Outcome::Redact => tracing::warn!(
+            request_id, rule = %f.rule, category = %f.category, location = %f.location,
+            preview = %f.preview, "{prefix}{} finding", f.outcome.as_str()
+        ),
+        Outcome::Log | Outcome::HomeHost => tracing::info!(
+            request_id, rule = %f.rule, category = %f.category, location = %f.location,
+            preview = %f.preview, outcome = f.outcome.as_str(), "finding"
+        ),
+    }
+}
+
+/// Apply the `redact` findings: header values in place, the body in its own syntax.
+fn rewrite(
+    req: &RequestInfo<'_>,
+    segs: &[Segment<'_>],
+    hits: &[Hit],
+    body: BodyCtx<'_>,
+) -> Result<Verdict, RedactError> {
+    let mut body_spans = Vec::new();
+    let mut header_spans: Vec<(usize, Span)> = Vec::new();
+    for h in hits.iter().filter(|h| h.outcome == Outcome::Redact) {
+        let seg = &segs[h.seg];
+        let (start, end) = seg.raw_span(h.finding.start, h.finding.end);
+        let span = Span {
+            start,
+            end,
+            rule: h.finding.rule.clone(),
+        };
+        match seg.source {
+            Source::Body => body_spans.push(span),
+            Source::Header(i) => header_spans.push((i, span)),
+            Source::Uri | Source::Userinfo => return Err(RedactError::Structure("URL")),
+        }
+    }
+    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    for (i, (name, value)) in req.headers.iter().enumerate() {
+        let spans: Vec<Span> = header_spans
+            .iter()
+            .filter(|(j, _)| *j == i)
+            .map(|(_, s)| s.clone())
+            .collect();
+        let value = if spans.is_empty() {
+            value.clone()
+        } else {
+            redact::header_value(value, spans)?
+        };
+        headers.append(name.clone(), value);
+    }
+    if body_spans.is_empty() {
+        return Ok(Verdict::Rewrite {
+            headers,
+            body: body.wire.clone(),
+        });
+    }
+    let decoded = body.decoded.ok_or(RedactError::OutOfRange)?;
+    let out = match body.kind {
+        BodyKind::Json => redact::json(decoded, body_spans, body.nested)?,
+        BodyKind::Form => redact::form(decoded, body_spans)?,
+        BodyKind::Multipart | BodyKind::Text => redact::text(decoded, body_spans)?,
+        BodyKind::Binary | BodyKind::Empty => return Err(RedactError::Structure("binary body")),
+    };
+    // The new body goes out identity-encoded.
+    headers.remove(header::CONTENT_ENCODING);
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+    Ok(Verdict::Rewrite {
+        headers,
+        body: Bytes::from(out),
+    })
+}
+
+#[derive(Serialize)]
+struct FindingRef<'a> {
+    rule: &'a str,
+    category: Category,
+    location: &'a Location,
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Verdict {
+    let bytes = serde_json::to_vec_pretty(&body).expect("JSON value serializes");
+    let resp = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::CONTENT_LENGTH, bytes.len())
+        .body(Bytes::from(bytes))
+        .expect("static response parts are valid");
+    Verdict::Respond(resp)
+}
+
+/// 403 naming the rules that caused the block; never the matched values.
+fn blocked(req: &RequestInfo<'_>, findings: &[Reported], outcomes: &[Outcome]) -> Verdict {
+    let list: Vec<FindingRef<'_>> = findings
+        .iter()
+        .filter(|f| outcomes.contains(&f.outcome))
+        .map(|f| FindingRef {
+            rule: &f.rule,
+            category: f.category,
+            location: &f.location,
+        })
+        .collect();
+    let mut kinds: Vec<&str> = list.iter().map(|f| f.category.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    json_response(
+        StatusCode::FORBIDDEN,
+        serde_json::json!({
+            "error": format!(
+                "Blocked by ClawGuard: {} finding(s) of sensitive data ({}) in this request",
+                list.len(),
+                kinds.join(", ")
+            ),
+            "request_id": req.request_id,
+            "findings": list,
+        }),
+    )
+}
+
+fn too_large_response(req: &RequestInfo<'_>, max: usize) -> Verdict {
+    json_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        serde_json::json!({
+            "error": format!(
+                "Blocked by ClawGuard: the request body is larger than the inspection limit \
+                 ({max} bytes after decompression) and cannot be checked"
+            ),
+            "request_id": req.request_id,
+        }),
+    )
+}
+
+fn undecodable_response(req: &RequestInfo<'_>, reason: &str) -> Verdict {
+    json_response(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        serde_json::json!({
+            "error": format!(
+                "Blocked by ClawGuard: the request body cannot be decoded for inspection ({reason})"
+            ),
+            "request_id": req.request_id,
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const PACK: &str = r#"
+[[rule]]
+id = "api-key"
+category = "credential"
+keywords = ["sk-"]
+regex = '''\bsk-[A-Za-z0-9_-]{20,}'''
+home_hosts = ["*.openai.com", "api.anthropic.com"]
+
+[[rule]]
+id = "telegram-bot-token"
+category = "credential"
+keywords = [":AA"]
+regex = '''[0-9]{8,10}:AA[0-9A-Za-z_-]{33}'''
+home_hosts = ["api.telegram.org"]
+
+[[rule]]
+id = "private-key"
+category = "credential"
+keywords = ["-----BEGIN"]
+regex = '''-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]{1,8000}?-----END [A-Z ]*PRIVATE KEY-----'''
+lookahead = 9000
+
+[[rule]]
+id = "payment-card"
+category = "pii"
+trigger = "digits"
+regex = '''\b[0-9](?:[ -]?[0-9]){12,18}\b'''
+validator = "payment_card"
+
+[[rule]]
+id = "email"
+category = "pii"
+trigger = "at"
+regex = '''[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+'''
+validator = "email"
+action = "log"
+"#;
+
+    const TOKEN: &str = "sk-proj-Zq8vN3kLm2Rt5Xw9Yb4Hc7Jd";
+    const TG: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawq";
+
+    fn engine(mode: Mode, fail_open: bool) -> Engine {
+        let mut pack = RulePack::default();
+        pack.merge_text("test", PACK).unwrap();
+        Engine::with_pack(&pack, mode, fail_open, 1 << 20).unwrap()
+    }
+
+    struct Req {
+        method: http::Method,
+        uri: http::Uri,
+        headers: HeaderMap,
+    }
+
+    impl Req {
+        fn new(uri: &str, headers: &[(&str, &str)]) -> Req {
+            let mut h = HeaderMap::new();
+            for (k, v) in headers {
+                h.append(
+                    http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
+            }
+            Req {
+                method: http::Method::POST,
+                uri: uri.parse().unwrap(),
+                headers: h,
+            }
+        }
+
+        fn info(&self) -> RequestInfo<'_> {
+            RequestInfo {
+                method: &self.method,
+                uri: &self.uri,
+                host: self.uri.host().unwrap(),
+                port: 443,
+                headers: &self.headers,
+                client: "127.0.0.1:5000".parse().unwrap(),
+                request_id: "req-1",
+            }
+        }
+    }
+
+    fn json_req(host: &str) -> Req {
+        Req::new(
+            &format!("https://{host}/v1/chat/completions"),
+            &[("content-type", "application/json")],
+        )
+    }
+
+    /// The status and parsed JSON body of a Respond verdict.
+    fn response(v: &Verdict) -> (u16, serde_json::Value) {
+        match v {
+            Verdict::Respond(r) => {
+                assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+                (
+                    r.status().as_u16(),
+                    serde_json::from_slice(r.body()).unwrap(),
+                )
+            }
+            other => panic!("expected Respond, got {other:?}"),
+        }
+    }
+
+    fn rewritten(v: Verdict) -> (HeaderMap, Bytes) {
+        match v {
+            Verdict::Rewrite { headers, body } => (headers, body),
+            other => panic!("expected Rewrite, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn clean_request_passes() {
+        let e = engine(Mode::Enforce, false);
+        let body =
+            Bytes::from_static(br#"{"messages": [{"role": "user", "content": "hi\nthere"}]}"#);
+        let (v, report) = e.inspect_report(&json_req("api.openai.com").info(), &body);
+        assert!(matches!(v, Verdict::Pass { would: None }));
+        assert!(report.findings.is_empty());
+    }
+
+    #[test]
+    fn credential_in_body_blocks_even_at_home() {
+        let e = engine(Mode::Enforce, false);
+        let body = Bytes::from(format!(r#"{{"content": "my key is {TOKEN}"}}"#));
+        let v = e.inspect(&json_req("api.openai.com").info(), &body);
+        let (status, json) = response(&v);
+        assert_eq!(status, 403);
+        assert_eq!(json["request_id"], "req-1");
+        assert_eq!(json["findings"][0]["rule"], "api-key");
+        assert_eq!(json["findings"][0]["category"], "credential");
+        assert_eq!(json["findings"][0]["location"], "body");
+        assert!(json["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Blocked by ClawGuard: 1 finding(s)"));
+        let Verdict::Respond(r) = v else {
+            unreachable!()
+        };
+        let text = std::str::from_utf8(r.body()).unwrap();
+        assert!(
+            !text.contains("Zq8v") && !text.contains("sk-proj"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn home_host_binding_for_headers_and_url() {
+        let e = engine(Mode::Enforce, false);
+        let auth = format!("Bearer {TOKEN}");
+        let body = Bytes::from_static(b"{}");
+        let home = Req::new("https://api.openai.com/v1/x", &[("authorization", &auth)]);
+        let (v, report) = e.inspect_report(&home.info(), &body);
+        assert!(matches!(v, Verdict::Pass { would: None }));
+        assert_eq!(report.findings[0].outcome, Outcome::HomeHost);
+        let away = Req::new(
+            "https://openai.com.evil.io/v1/x",
+            &[("authorization", &auth)],
+        );
+        let (status, json) = response(&e.inspect(&away.info(), &body));
+        assert_eq!(
+            (status, json["findings"][0]["location"].as_str()),
+            (403, Some("header"))
+        );
+
+        let tg = format!("https://api.telegram.org/bot{TG}/sendMessage");
+        let (v, report) = e.inspect_report(&Req::new(&tg, &[]).info(), &body);
+        assert!(matches!(v, Verdict::Pass { would: None }));
+        assert_eq!(report.findings[0].outcome, Outcome::HomeHost);
+        let evil = format!("https://evil.example/bot{TG}/sendMessage");
+        let (status, json) = response(&e.inspect(&Req::new(&evil, &[]).info(), &body));
+        assert_eq!(
+            (status, json["findings"][0]["location"].as_str()),
+            (403, Some("url"))
+        );
+    }
+
+    #[test]
+    fn pii_in_headers_and_url() {
+        let e = engine(Mode::Enforce, false);
+        let body = Bytes::from_static(b"{\"a\": 1}");
+        // Redactable custom header: rewritten, body forwarded as is.
+        let r = Req::new(
+            "https://h.example/",
+            &[
+                ("x-card", "4111 1111 1111 1111"),
+                ("content-encoding", "identity"),
+            ],
+        );
+        let (headers, out) = rewritten(e.inspect(&r.info(), &body));
+        assert_eq!(headers["x-card"], "[REDACTED:payment-card]");
+        assert_eq!(out, body);
+        // Authorization cannot be partially rewritten: block.
+        let r = Req::new(
+            "https://h.example/",
+            &[("authorization", "Basic 4111111111111111")],
+        );
+        assert_eq!(response(&e.inspect(&r.info(), &body)).0, 403);
+        // The URL cannot be rewritten through a Verdict: block.
+        let r = Req::new("https://h.example/pay?card=4111+1111+1111+1111", &[]);
+        assert_eq!(response(&e.inspect(&r.info(), &body)).0, 403);
+    }
+
+    #[test]
+    fn nested_pem_key_in_tool_call_blocks() {
+        let e = engine(Mode::Enforce, false);
+        let args = serde_json::json!({"content": "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----"}).to_string();
+        let body =
+            serde_json::json!({"tool_calls": [{"function": {"name": "write", "arguments": args}}]})
+                .to_string();
+        assert!(body.contains(r"\\n"));
+        let (status, json) =
+            response(&e.inspect(&json_req("api.openai.com").info(), &Bytes::from(body)));
+        assert_eq!(
+            (status, json["findings"][0]["rule"].as_str()),
+            (403, Some("private-key"))
+        );
+    }
+
+    #[test]
+    fn gzip_body_is_redacted_and_sent_identity() {
+        let e = engine(Mode::Enforce, false);
+        let plain = r#"{"messages":[{"content":"card 4111 1111 1111 1111\nthanks"}]}"#;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+        enc.write_all(plain.as_bytes()).unwrap();
+        let body = Bytes::from(enc.finish().unwrap());
+        let r = Req::new(
+            "https://api.openai.com/v1/chat/completions",
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+                ("content-length", &body.len().to_string()),
+            ],
+        );
+        let (headers, out) = rewritten(e.inspect(&r.info(), &body));
+        assert!(headers.get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(
+            headers[header::CONTENT_LENGTH],
+            out.len().to_string().as_str()
+        );
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"messages":[{"content":"card [REDACTED:payment-card]\nthanks"}]}"#
+        );
+    }
+
+    #[test]
+    fn form_body_is_redacted() {
+        let e = engine(Mode::Enforce, false);
+        let r = Req::new(
+            "https://h.example/pay",
+            &[("content-type", "application/x-www-form-urlencoded")],
+        );
+        let body = Bytes::from_static(b"name=Li&card=4111+1111+1111+1111&ok=1");
+        let (_, out) = rewritten(e.inspect(&r.info(), &body));
+        assert_eq!(&out[..], b"name=Li&card=%5BREDACTED%3Apayment-card%5D&ok=1");
+    }
+
+    #[test]
+    fn binary_body_cannot_be_redacted() {
+        let e = engine(Mode::Enforce, false);
+        let r = Req::new("https://h.example/up", &[("content-type", "image/png")]);
+        let body = Bytes::from_static(b"\x89PNG\xff\xfe card 4111111111111111 \x00");
+        let (status, json) = response(&e.inspect(&r.info(), &body));
+        assert_eq!(
+            (status, json["findings"][0]["rule"].as_str()),
+            (403, Some("payment-card"))
+        );
+    }
+
+    #[test]
+    fn log_only_findings_pass_and_are_reported() {
+        let e = engine(Mode::Enforce, false);
+        let body = Bytes::from_static(br#"{"content": "mail alice@example.com"}"#);
+        let (v, report) = e.inspect_report(&json_req("h.example").info(), &body);
+        assert!(matches!(v, Verdict::Pass { would: None }));
+        assert_eq!(report.decision, Decision::Allow);
+        assert_eq!(report.findings[0].outcome, Outcome::Log);
+        assert_eq!(report.findings[0].preview, "ali********m");
+        let audit = serde_json::to_string(&report).unwrap();
+        assert!(!audit.contains("alice@example.com"), "{audit}");
+    }
+
+    #[test]
+    fn dry_run_never_changes_anything() {
+        let e = engine(Mode::DryRun, false);
+        let r = json_req("h.example");
+        let body = Bytes::from(format!(r#"{{"k": "{TOKEN}"}}"#));
+        let (v, report) = e.inspect_report(&r.info(), &body);
+        assert!(matches!(
+            v,
+            Verdict::Pass {
+                would: Some(Action::Block)
+            }
+        ));
+        assert!(!report.enforced);
+        let body = Bytes::from_static(br#"{"k": "4111 1111 1111 1111"}"#);
+        assert!(matches!(
+            e.inspect(&r.info(), &body),
+            Verdict::Pass {
+                would: Some(Action::Redact)
+            }
+        ));
+        let bad = Req::new("https://h.example/", &[("content-encoding", "gzip")]);
+        assert!(matches!(
+            e.inspect(&bad.info(), &Bytes::from_static(b"garbage")),
+            Verdict::Pass {
+                would: Some(Action::Block)
+            }
+        ));
+        assert!(matches!(
+            e.too_large(&r.info()),
+            Verdict::Pass {
+                would: Some(Action::Block)
+            }
+        ));
+    }
+
+    #[test]
+    fn uninspectable_bodies_fail_closed_unless_fail_open() {
+        let bad = Req::new("https://h.example/", &[("content-encoding", "gzip")]);
+        let garbage = Bytes::from_static(b"garbage");
+        let e = engine(Mode::Enforce, false);
+        let (status, json) = response(&e.inspect(&bad.info(), &garbage));
+        assert_eq!(status, 422);
+        assert!(json["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be decoded"));
+        let (status, json) = response(&e.too_large(&bad.info()));
+        assert_eq!(status, 413);
+        assert!(json["error"].as_str().unwrap().contains("inspection limit"));
+        // A body over the cap after decompression.
+        let zeros = {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+            enc.write_all(&vec![b'a'; 2 << 20]).unwrap();
+            Bytes::from(enc.finish().unwrap())
+        };
+        assert_eq!(response(&e.inspect(&bad.info(), &zeros)).0, 413);
+
+        let open = engine(Mode::Enforce, true);
+        assert!(matches!(
+            open.inspect(&bad.info(), &garbage),
+            Verdict::Pass { would: None }
+        ));
+        assert!(matches!(
+            open.too_large(&bad.info()),
+            Verdict::Pass { would: None }
+        ));
+        // Headers are still inspected when the body is not.
+        let leak = Req::new(
+            "https://h.example/",
+            &[("content-encoding", "gzip"), ("x-key", TOKEN)],
+        );
+        assert_eq!(response(&open.inspect(&leak.info(), &garbage)).0, 403);
+        assert_eq!(response(&open.too_large(&leak.info())).0, 403);
+    }
+
+    #[test]
+    fn clean_gzip_body_passes_untouched() {
+        let e = engine(Mode::Enforce, false);
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+        enc.write_all(br#"{"content": "nothing here"}"#).unwrap();
+        let r = Req::new(
+            "https://api.openai.com/v1/x",
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ],
+        );
+        let v = e.inspect(&r.info(), &Bytes::from(enc.finish().unwrap()));
+        assert!(matches!(v, Verdict::Pass { would: None }));
+    }
+
+    #[test]
+    fn multipart_text_part_is_redacted() {
+        let e = engine(Mode::Enforce, false);
+        let r = Req::new(
+            "https://h.example/upload",
+            &[("content-type", "multipart/form-data; boundary=XX")],
+        );
+        let body = Bytes::from_static(b"--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\ncard 4111-1111-1111-1111\r\n--XX--\r\n");
+        let (headers, out) = rewritten(e.inspect(&r.info(), &body));
+        assert_eq!(
+            &out[..],
+            b"--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\ncard [REDACTED:payment-card]\r\n--XX--\r\n"
+        );
+        assert_eq!(
+            headers[header::CONTENT_LENGTH],
+            out.len().to_string().as_str()
+        );
+    }
+
+    /// Logs name rule, location and request id with a masked preview, never the value.
+    #[test]
+    fn logs_never_hold_the_value() {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let body = Bytes::from(format!(r#"{{"a": "{TOKEN}", "b": "4111 1111 1111 1111"}}"#));
+            engine(Mode::Enforce, false).inspect(&json_req("h.example").info(), &body);
+            engine(Mode::DryRun, false).inspect(&json_req("h.example").info(), &body);
+        });
+        let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            logs.contains("api-key") && logs.contains("payment-card"),
+            "{logs}"
+        );
+        assert!(
+            logs.contains("req-1") && logs.contains("location=body"),
+            "{logs}"
+        );
+        assert!(logs.contains("dry-run: would block"), "{logs}");
+        assert!(
+            !logs.contains("Zq8vN3kLm2Rt5Xw9Yb4Hc7Jd") && !logs.contains("4111 1111 1111 1111"),
+            "{logs}"
+        );
+    }
+
+    #[test]
+    fn engine_is_shareable_across_tasks() {
+        fn check<T: Send + Sync>() {}
+        check::<Engine>();
+        check::<Verdict>();
+        check::<Inspection>();
+    }
+
+    #[test]
+    fn credential_in_userinfo_blocks() {
+        let e = engine(Mode::Enforce, false);
+        let r = Req::new(&format!("https://user:{TOKEN}@git.example/repo"), &[]);
+        let (status, json) = response(&e.inspect(&r.info(), &Bytes::new()));
+        assert_eq!(
+            (status, json["findings"][0]["location"].as_str()),
+            (403, Some("url"))
+        );
+    }
+
+    #[test]
+    fn builtin_config_engine() {
+        let e = Engine::new(&Config::embedded()).unwrap();
+        let body = Bytes::from_static(br#"{"content": "nothing to see"}"#);
+        assert!(matches!(
+            e.inspect(&json_req("api.openai.com").info(), &body),
+            Verdict::Pass { would: None }
+        ));
+    }
+
+    /// Real OpenClaw request shapes: the card in the user turn and inside the tool
+    /// call's `arguments` string is redacted at both levels; the agent's own key in its
+    /// auth header passes at its home host.
+    #[test]
+    fn openclaw_corpus() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/openclaw");
+        let files = [
+            (
+                "sample_openai_chat_request_with_tool_result.json",
+                "api.openai.com",
+            ),
+            (
+                "sample_anthropic_messages_request.json",
+                "api.anthropic.com",
+            ),
+        ];
+        let e = engine(Mode::Enforce, false);
+        for (name, host) in files {
+            let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
+                eprintln!(
+                    "SKIP openclaw_corpus: {} not found",
+                    dir.join(name).display()
+                );
+                return;
+            };
+            let rec: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let body = Bytes::from(serde_json::to_vec(&rec["json"]).unwrap());
+            let mut headers: Vec<(String, String)> = Vec::new();
+            for (k, v) in rec["headers"].as_object().unwrap() {
+                if !matches!(k.as_str(), "host" | "content-length" | "connection") {
+                    headers.push((k.clone(), v.as_str().unwrap().to_string()));
+                }
+            }
+            let hv: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let r = Req::new(
+                &format!("https://{host}{}", rec["path"].as_str().unwrap()),
+                &hv,
+            );
+            let (v, report) = e.inspect_report(&r.info(), &body);
+            assert!(
+                report
+                    .findings
+                    .iter()
+                    .any(|f| f.outcome == Outcome::HomeHost),
+                "{name}"
+            );
+            let (_, out) = rewritten(v);
+            let text = std::str::from_utf8(&out).unwrap();
+            assert!(
+                !text.contains("4111 1111 1111 1111") && !text.contains("4111111111111111"),
+                "{name}"
+            );
+            let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            // Only the spans changed: the rest of the document is the same.
+            assert_eq!(doc["model"], rec["json"]["model"]);
+            if let Some(msgs) = doc["messages"].as_array() {
+                for m in msgs {
+                    for call in m["tool_calls"].as_array().into_iter().flatten() {
+                        let args = call["function"]["arguments"].as_str().unwrap();
+                        let inner: serde_json::Value = serde_json::from_str(args).unwrap();
+                        assert!(inner["command"]
+                            .as_str()
+                            .unwrap()
+                            .contains("card=[REDACTED:payment-card]"));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! `CONNECT host:port`: a blind tunnel for bypassed hosts, otherwise interception. After our
+//! 200 the first byte decides: 0x16 (TLS handshake record) → terminate TLS with a minted leaf;
+//! anything else → plain HTTP/1.1 (undici sends every `http://` request through CONNECT).
+
+use super::body::{self, error_response, ProxyBody};
+use super::forward::{handle, strip_brackets, Conn, Target};
+use super::ProxyState;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+pub(crate) async fn connect(
+    state: Arc<ProxyState>,
+    client: SocketAddr,
+    req: Request<Incoming>,
+    id: &str,
+) -> Response<ProxyBody> {
+    let bad = |m: &str| error_response(StatusCode::BAD_REQUEST, m, id);
+    let Some(authority) = req.uri().authority() else {
+        return bad("CONNECT needs host:port");
+    };
+    let Some(port) = authority.port_u16() else {
+        return bad("CONNECT needs host:port");
+    };
+    let host = strip_brackets(authority.host()).to_ascii_lowercase();
+    if host.is_empty() {
+        return bad("CONNECT needs host:port");
+    }
+
+    if state.bypassed(&host) {
+        // Connect before answering so a dead origin is a 502, not a silently closed tunnel.
+        let upstream = match tokio::time::timeout(
+            state.connect_timeout(),
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        {
+            Err(_) => {
+                return error_response(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timed out connecting to upstream",
+                    id,
+                )
+            }
+            Ok(Err(e)) => {
+                return error_response(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("cannot connect to upstream: {e}"),
+                    id,
+                )
+            }
+            Ok(Ok(s)) => s,
+        };
+        let tid = id.to_string();
+        tokio::spawn(async move {
+            let id = tid;
+            match hyper::upgrade::on(req).await {
+                Ok(up) => {
+                    let mut up = TokioIo::new(up);
+                    let mut upstream = upstream;
+                    let r = tokio::io::copy_bidirectional(&mut up, &mut upstream).await;
+                    tracing::debug!(request_id = %id, result = ?r, "bypass tunnel closed");
+                }
+                Err(e) => tracing::debug!(request_id = %id, error = %e, "upgrade failed"),
+            }
+        });
+        tracing::info!(request_id = %id, host = %host, "bypass tunnel (not inspected)");
+        return Response::new(body::empty());
+    }
+
+    let id = id.to_string();
+    tokio::spawn(async move {
+        let upgraded = match hyper::upgrade::on(req).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(request_id = %id, error = %e, "upgrade failed");
+                return;
+            }
+        };
+        intercept(state, client, host, port, TokioIo::new(upgraded), &id).await;
+    });
+    Response::new(body::empty())
+}
+
+async fn intercept<IO>(
+    state: Arc<ProxyState>,
+    client: SocketAddr,
+    host: String,
+    port: u16,
+    mut io: IO,
+    id: &str,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // A client that opens a tunnel and never speaks must not hold a task forever.
+    let idle = state.upstream_timeout();
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(idle, io.read(&mut first)).await {
+        Ok(Ok(1)) => {}
+        _ => return,
+    }
+    let io = Rewind {
+        first: Some(first[0]),
+        inner: io,
+    };
+    let tls = first[0] == TLS_HANDSHAKE_RECORD;
+    let conn = Arc::new(Conn {
+        client,
+        tunnel: Some(Target {
+            https: tls,
+            host: host.clone(),
+            port,
+        }),
+    });
+    let Some(watcher) = state.watcher() else {
+        return; // shutting down
+    };
+    let svc = {
+        let state = state.clone();
+        service_fn(move |req| handle(state.clone(), conn.clone(), req))
+    };
+    if !tls {
+        let mut builder =
+            hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();
+        builder.http1().timer(TokioTimer::new());
+        let c = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+        if let Err(e) = watcher.watch(c).await {
+            tracing::debug!(request_id = %id, error = %e, "tunnelled connection ended");
+        }
+        return;
+    }
+    // The leaf names the CONNECT host (where requests really go), whatever SNI says.
+    let cfg = match state.ca.server_config(&host) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(request_id = %id, error = %e, "no certificate for host");
+            return;
+        }
+    };
+    let stream = match tokio::time::timeout(idle, tokio_rustls::TlsAcceptor::from(cfg).accept(io))
+        .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            // Typically a client that does not trust our CA.
+            tracing::info!(request_id = %id, host = %host, error = %e, "client TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new());
+    let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+    if let Err(e) = watcher.watch(c).await {
+        tracing::debug!(request_id = %id, error = %e, "intercepted connection ended");
+    }
+}
+
+/// Puts the peeked first byte back in front of the stream.
+struct Rewind<T> {
+    first: Option<u8>,
+    inner: T,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if buf.remaining() > 0 {
+            if let Some(b) = self.first.take() {
+                buf.put_slice(&[b]);
+                return Poll::Ready(Ok(()));
+            }
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Host globs: `*` matches any run of characters (dots included), ASCII case-insensitive.
+pub(crate) fn glob_match(pattern: &str, host: &str) -> bool {
+    let (p, h) = (pattern.as_bytes(), host.as_bytes());
+    let (mut pi, mut hi) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while hi < h.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, hi));
+            pi += 1;
+        } else if pi < p.len() && p[pi].eq_ignore_ascii_case(&h[hi]) {
+            pi += 1;
+            hi += 1;
+        } else if let Some((sp, sh)) = star {
+            pi = sp + 1;
+            hi = sh + 1;
+            star = Some((sp, sh + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*.example.com", "a.example.com"));
+        assert!(glob_match("*.example.com", "a.b.EXAMPLE.com"));
+        assert!(!glob_match("*.example.com", "example.com"));
+        assert!(!glob_match("*.example.com", "example.com.evil.net"));
+        assert!(glob_match("localhost", "LOCALHOST"));
+        assert!(!glob_match("localhost", "localhost2"));
+        assert!(glob_match("api*.x.io", "api-eu.x.io"));
+        assert!(glob_match("*", "anything"));
+    }
+
+    #[tokio::test]
+    async fn rewind_replays_the_peeked_byte() {
+        let mut r = Rewind {
+            first: Some(b'G'),
+            inner: &b"ET /"[..],
+        };
+        let mut s = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut r, &mut s)
+            .await
+            .unwrap();
+        assert_eq!(s, "GET /");
+    }
+}

@@ -1,0 +1,72 @@
+//! The pooled client towards origins: rustls (ring) trusting system roots, Mozilla roots
+//! and the configured extra CAs; ALPN offers h2 and http/1.1.
+
+use super::body::ProxyBody;
+use super::ProxyError;
+use crate::config::Config;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::RootCertStore;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+
+/// Origins are trusted if any of these vouch for them.
+pub fn root_store(extra: &[PathBuf]) -> Result<RootCertStore, ProxyError> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let native = rustls_native_certs::load_native_certs();
+    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    tracing::debug!(added, ignored, errors = native.errors.len(), "system roots");
+    for path in extra {
+        let path = crate::config::expand_home(path);
+        let bad = |message: String| ProxyError::UpstreamCa {
+            path: path.clone(),
+            message,
+        };
+        let mut n = 0;
+        for cert in CertificateDer::pem_file_iter(&path).map_err(|e| bad(e.to_string()))? {
+            roots
+                .add(cert.map_err(|e| bad(e.to_string()))?)
+                .map_err(|e| bad(e.to_string()))?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(bad("no certificates in file".into()));
+        }
+    }
+    Ok(roots)
+}
+
+/// `h2`: offer HTTP/2 via ALPN. WebSocket upgrades need an HTTP/1.1 connection, so they use
+/// a client built without it.
+pub fn client(cfg: &Config, roots: Arc<RootCertStore>, h2: bool) -> UpstreamClient {
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(cfg.connect_timeout_secs)));
+    let builder = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http();
+    let connector = if h2 {
+        builder.enable_all_versions().wrap_connector(http)
+    } else {
+        builder.enable_http1().wrap_connector(http)
+    };
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(connector)
+}
