@@ -20,6 +20,10 @@ pub enum Validator {
     PhoneIntl,
     Email,
     Jwt,
+    /// A value assigned to a password/secret/token key that looks like a secret, not code.
+    SecretValue,
+    /// A national-format phone number (NANP, mainland China, trunk-prefix `0…`).
+    PhoneNational,
     /// Shannon entropy of the value, in bits per byte, at least this much.
     Entropy(f64),
 }
@@ -50,11 +54,13 @@ impl Validator {
             "phone_intl" => Validator::PhoneIntl,
             "email" => Validator::Email,
             "jwt" => Validator::Jwt,
+            "secret_value" => Validator::SecretValue,
+            "phone_national" => Validator::PhoneNational,
             other => {
                 return Err(format!(
                     "unknown validator `{other}` (known: luhn, payment_card, cn_bank_card, \
                      cn_resident_id, cn_mobile, iban, hkid, twid, github_crc32, us_ssn, \
-                     phone_intl, email, jwt, entropy(N))"
+                     phone_intl, phone_national, email, jwt, secret_value, entropy(N))"
                 ))
             }
         })
@@ -75,6 +81,8 @@ impl Validator {
             Validator::PhoneIntl => phone_intl(v),
             Validator::Email => email(v),
             Validator::Jwt => jwt(v),
+            Validator::SecretValue => secret_value(v),
+            Validator::PhoneNational => phone_national(&digits(v)),
             Validator::Entropy(min) => entropy(v) >= min,
         }
     }
@@ -479,6 +487,70 @@ pub fn phone_intl(v: &[u8]) -> bool {
     false
 }
 
+/// A national-format number next to a phone context word: North American (NANP,
+/// optionally with the `1` prefix; no N00/N11/toll-free area codes, no 555-01xx
+/// fiction numbers), a mainland mobile, or a trunk-prefixed number `0…` of 10-12 digits
+/// (mainland landlines `010-…`, `0755-…`, most European national forms).
+/// Service numbers (`400`/`800` hotlines) are not personal and are rejected.
+pub fn phone_national(d: &[u8]) -> bool {
+    if cn_mobile(d) {
+        return true;
+    }
+    if d.first() == Some(&0) {
+        return (10..=12).contains(&d.len()) && d[1] != 0;
+    }
+    let d = if d.len() == 11 && d[0] == 1 { &d[1..] } else { d };
+    if d.len() != 10 || d[0] < 2 || d[3] < 2 {
+        return false;
+    }
+    let area = prefix_num(d, 3);
+    let exch = prefix_num(&d[3..], 3);
+    let line = prefix_num(&d[6..], 4);
+    let toll_free = matches!(area, 800 | 833 | 844 | 855 | 866 | 877 | 888);
+    area % 100 != 0 && area % 100 != 11 && !toll_free && exch % 100 != 11
+        && !(exch == 555 && (100..=199).contains(&line))
+}
+
+/// Does `v` look like a secret someone assigned to a `password`/`secret`/`token` key,
+/// rather than code (`getpass.getpass`, `self.password`, `os.environ`), a variable
+/// reference (`$DB_PASS`), a type name or a plain word? Printable ASCII, 8-200 bytes, not
+/// a dotted identifier path, at least three character classes (lower, upper, digit,
+/// symbol other than `_ . -`), or two classes when at least 10 long and not a camelCase
+/// word; and some randomness (entropy >= 2.5 bits per byte).
+pub fn secret_value(v: &[u8]) -> bool {
+    if !(8..=200).contains(&v.len()) || !v.iter().all(|b| (0x21..0x7f).contains(b)) {
+        return false;
+    }
+    if matches!(v[0], b'$' | b'%' | b'{' | b'(' | b'[' | b'&' | b'*' | b'@') {
+        return false;
+    }
+    let ident = |p: &[u8]| {
+        !p.is_empty()
+            && (p[0].is_ascii_alphabetic() || p[0] == b'_')
+            && p.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    };
+    if v.contains(&b'.') && v.split(|&b| b == b'.').all(ident) {
+        return false;
+    }
+    let (mut lo, mut up, mut dig, mut sym) = (false, false, false, false);
+    for &b in v {
+        match b {
+            b'a'..=b'z' => lo = true,
+            b'A'..=b'Z' => up = true,
+            b'0'..=b'9' => dig = true,
+            b'_' | b'.' | b'-' => {}
+            _ => sym = true,
+        }
+    }
+    let classes = [lo, up, dig, sym].iter().filter(|&&c| c).count();
+    let camel_word = v.iter().all(u8::is_ascii_alphabetic)
+        && v.iter().enumerate().all(|(i, b)| {
+            !b.is_ascii_uppercase() || v.get(i + 1).is_some_and(u8::is_ascii_lowercase)
+        });
+    let shaped = classes >= 3 || (classes == 2 && v.len() >= 10 && !camel_word);
+    shaped && entropy(v) >= 2.5
+}
+
 /// File extensions that follow `@` in asset names (`icon@2x.png`), not mail domains.
 const NOT_TLDS: &[&str] = &[
     "png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "js", "ts", "css", "map", "json", "py",
@@ -646,6 +718,33 @@ mod tests {
         assert!(phone_intl(b"+86 138 0013 8000"));
         assert!(!phone_intl(b"+1 415 555 267"));
         assert!(!phone_intl(b"+999 1234 5678"));
+    }
+
+    #[test]
+    fn national_phones() {
+        assert!(phone_national(&d("(415) 555-2671")));
+        assert!(phone_national(&d("1-415-555-2671")));
+        assert!(phone_national(&d("010-6552 9988")));
+        assert!(phone_national(&d("0755-8613 0000")));
+        assert!(phone_national(&d("139 1234 5678")));
+        assert!(!phone_national(&d("400-880-2592")));
+        assert!(!phone_national(&d("800-555-0199")));
+        assert!(!phone_national(&d("212-555-0123")));
+        assert!(!phone_national(&d("123-456-7890")));
+    }
+
+    #[test]
+    fn secret_values() {
+        assert!(secret_value(b"Tq7#vLp2xW9m"));
+        assert!(secret_value(b"hunter2hunter42"));
+        assert!(secret_value(b"WqxLMbTsQRvE"));
+        assert!(!secret_value(b"getpass.getpass"));
+        assert!(!secret_value(b"self._password"));
+        assert!(!secret_value(b"DB_PASSWORD"));
+        assert!(!secret_value(b"PasswordField"));
+        assert!(!secret_value(b"password"));
+        assert!(!secret_value(b"$DB_PASS_1"));
+        assert!(!secret_value(b"aaaaaaaaA1"));
     }
 
     #[test]
