@@ -499,7 +499,11 @@ pub fn phone_national(d: &[u8]) -> bool {
     if d.first() == Some(&0) {
         return (10..=12).contains(&d.len()) && d[1] != 0;
     }
-    let d = if d.len() == 11 && d[0] == 1 { &d[1..] } else { d };
+    let d = if d.len() == 11 && d[0] == 1 {
+        &d[1..]
+    } else {
+        d
+    };
     if d.len() != 10 || d[0] < 2 || d[3] < 2 {
         return false;
     }
@@ -507,7 +511,10 @@ pub fn phone_national(d: &[u8]) -> bool {
     let exch = prefix_num(&d[3..], 3);
     let line = prefix_num(&d[6..], 4);
     let toll_free = matches!(area, 800 | 833 | 844 | 855 | 866 | 877 | 888);
-    area % 100 != 0 && area % 100 != 11 && !toll_free && exch % 100 != 11
+    area % 100 != 0
+        && area % 100 != 11
+        && !toll_free
+        && exch % 100 != 11
         && !(exch == 555 && (100..=199).contains(&line))
 }
 
@@ -521,7 +528,24 @@ pub fn secret_value(v: &[u8]) -> bool {
     if !(8..=200).contains(&v.len()) || !v.iter().all(|b| (0x21..0x7f).contains(b)) {
         return false;
     }
-    if matches!(v[0], b'$' | b'%' | b'{' | b'(' | b'[' | b'&' | b'*' | b'@') {
+    if matches!(
+        v[0],
+        b'$' | b'%' | b'{' | b'(' | b'[' | b'&' | b'*' | b'@' | b'/' | b'~'
+    ) || v.starts_with(b"./")
+        || v.starts_with(b"../")
+        || memchr::memmem::find(v, b"://").is_some()
+    {
+        return false;
+    }
+    // A file name, not a secret: `key.pem`, `secrets.json`.
+    const FILE_EXT: &[&[u8]] = &[
+        b".pem", b".key", b".json", b".txt", b".yaml", b".yml", b".toml", b".env", b".crt",
+        b".cfg", b".conf", b".ini", b".py", b".js", b".p12", b".pfx", b".jks", b".gpg",
+    ];
+    if FILE_EXT
+        .iter()
+        .any(|e| v.len() > e.len() && v[v.len() - e.len()..].eq_ignore_ascii_case(e))
+    {
         return false;
     }
     let ident = |p: &[u8]| {
@@ -745,6 +769,9 @@ mod tests {
         assert!(!secret_value(b"password"));
         assert!(!secret_value(b"$DB_PASS_1"));
         assert!(!secret_value(b"aaaaaaaaA1"));
+        assert!(!secret_value(b"/etc/app/secrets/key.pem"));
+        assert!(!secret_value(b"https://example.org/reset"));
+        assert!(!secret_value(b"config/Secrets.json"));
     }
 
     #[test]
