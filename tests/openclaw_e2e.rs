@@ -102,10 +102,16 @@ fn npm_install(cache: &Path, name: &str, spec: &str, path: &std::ffi::OsStr) {
     std::fs::create_dir_all(&tmp).unwrap();
     eprintln!("e2e: npm install {spec} into {} …", done.display());
     let mut cmd = Command::new("npm");
-    cmd.args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
-        .arg(&tmp)
-        .arg(spec)
-        .env("PATH", path);
+    cmd.args([
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+        "--prefix",
+    ])
+    .arg(&tmp)
+    .arg(spec)
+    .env("PATH", path);
     let out = run_bounded(cmd, INSTALL_TIMEOUT, &tmp.join("npm-install.log"));
     assert!(
         out.code == Some(0),
@@ -129,7 +135,12 @@ fn install() -> Result<Tooling, String> {
     std::fs::create_dir_all(&cache).unwrap();
     let node_bin = cache.join("node24/node_modules/.bin");
     if !node_version_ok(&node_bin.join("node")) {
-        npm_install(&cache, "node24", NODE, &path_with(Path::new("/nonexistent")));
+        npm_install(
+            &cache,
+            "node24",
+            NODE,
+            &path_with(Path::new("/nonexistent")),
+        );
         assert!(
             node_version_ok(&node_bin.join("node")),
             "npm install {NODE} did not give Node >= {}.{} in {}",
@@ -151,7 +162,11 @@ fn install() -> Result<Tooling, String> {
     };
     if !version(&openclaw) {
         npm_install(&cache, &dir, OPENCLAW, &path);
-        assert!(version(&openclaw), "{} --version failed", openclaw.display());
+        assert!(
+            version(&openclaw),
+            "{} --version failed",
+            openclaw.display()
+        );
     }
     Ok(Tooling { node_bin, openclaw })
 }
@@ -577,7 +592,10 @@ fn a_credential_in_a_tool_result_is_blocked_before_the_model_sees_it() {
     for req in scene.fake.requests() {
         let raw = req["body"].as_str().unwrap_or("");
         assert!(!raw.contains(&azure_key()), "Azure key reached the model");
-        assert!(!raw.contains(&alibaba_key()), "Alibaba key reached the model");
+        assert!(
+            !raw.contains(&alibaba_key()),
+            "Alibaba key reached the model"
+        );
     }
     // OpenClaw reports the block readably and fails the run.
     assert_ne!(out.code, Some(0), "a blocked turn is a failed run");
@@ -608,7 +626,10 @@ fn dry_run_forwards_everything_unchanged_and_logs_what_it_would_do() {
     assert_eq!(out.code, Some(0), "nothing is blocked in dry-run");
     assert_eq!(json["ok"], true, "{json}");
     assert!(
-        json["final"].as_str().unwrap_or("").starts_with("FAKE_FINAL"),
+        json["final"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("FAKE_FINAL"),
         "the tool result reached the model: {json}"
     );
 
@@ -627,8 +648,12 @@ fn dry_run_forwards_everything_unchanged_and_logs_what_it_would_do() {
         eprintln!("NOTE: OpenClaw masked the Alibaba key in the tool result itself: {tool}");
     }
     assert!(
-        out.stderr.contains("dry-run: would"),
-        "ClawGuard logs what it would have done"
+        out.stderr.contains("dry-run: would redact"),
+        "ClawGuard logs the redaction it would have made"
+    );
+    assert!(
+        out.stderr.contains("dry-run: would block"),
+        "ClawGuard logs the block it would have made"
     );
     for rule in ["cn-resident-id", "cn-mobile", "azure-storage-account-key"] {
         assert!(out.stderr.contains(rule), "dry-run log names {rule}");
@@ -711,6 +736,49 @@ fn a_blocked_turn_does_not_disable_the_provider_key() {
     let (out, json) = scene.turn(&[], "hello again", "clean-after-block");
     assert_eq!(out.code, Some(0), "the next clean turn works: {json}");
     assert_eq!(json["ok"], true, "{json}");
+}
+
+/// After a tool result was blocked, the next turn of the same session must work. With
+/// `openclaw agent --local` (a persistent session) OpenClaw 2026.9.6 keeps the blocked
+/// tool result in the session transcript and re-sends it with every later turn, so
+/// ClawGuard blocks each of them again until the user starts a new session. Ignored
+/// until blocks on LLM API paths leave the session usable (e.g. redact credentials in
+/// tool results of the chat history instead of blocking).
+#[test]
+#[ignore = "a blocked tool result stays in OpenClaw's session and blocks every later turn"]
+fn a_blocked_tool_result_does_not_poison_the_session() {
+    let Some(tools) = tooling("session_poisoning") else {
+        return;
+    };
+    let scene = Scene::new(tools);
+    let session = "e2e-session";
+    let local_turn = |message: &str, tag: &str| {
+        let oc = scene.tools.openclaw.display().to_string();
+        let argv = [
+            oc.as_str(),
+            "agent",
+            "--local",
+            "--session-id",
+            session,
+            "--json",
+            "-m",
+            message,
+        ];
+        scene.exec(&[], &argv, tag)
+    };
+    let out = local_turn(&exec_message(&leaking_command()), "poison-1");
+    assert!(format!("{}{}", out.stdout, out.stderr).contains("Blocked by ClawGuard"));
+    let out = local_turn("hello again, nothing secret here", "poison-2");
+    assert_eq!(out.code, Some(0), "the next turn of the session works");
+    let last = scene
+        .fake
+        .chat_requests()
+        .pop()
+        .expect("the model got the turn");
+    assert!(
+        first_user_text(&last).contains("hello again")
+            || last["body"].as_str().unwrap().contains("hello again")
+    );
 }
 
 fn shell_quote(s: &str) -> String {
