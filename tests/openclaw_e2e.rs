@@ -674,7 +674,7 @@ fn lockdown_leaves_only_the_proxy_path_and_openclaw_still_works() {
     // Direct attempts (curl without proxy, a raw Node socket) must fail; the proxied
     // ones (curl and Node's fetch via the proxy variables) must work; then a whole
     // OpenClaw turn runs inside the namespace.
-    let script = format!(
+    let probes = format!(
         "curl -sS --max-time 10 -o /dev/null -w 'curl-proxied:%{{http_code}}\\n' {models}; \
          curl -sS --max-time 10 --noproxy '*' --cacert {ca} -o /dev/null {models} 2>/dev/null \
            && echo curl-direct:reached || echo curl-direct:failed; \
@@ -682,8 +682,18 @@ fn lockdown_leaves_only_the_proxy_path_and_openclaw_still_works() {
            e => console.log('node-proxied:failed ' + (e.cause && e.cause.code)))\"; \
          node -e \"const s = require('net').connect({port}, '127.0.0.1'); \
            s.on('connect', () => {{ console.log('node-direct:reached'); s.destroy(); }}); \
-           s.on('error', e => console.log('node-direct:failed ' + e.code))\"; \
-         {turn} > openclaw.json; echo openclaw:$?",
+           s.on('error', e => console.log('node-direct:failed ' + e.code))\"; "
+    );
+    // Control: without --lockdown the direct attempts do reach the server, so their
+    // failure below is the namespace's doing.
+    let control = scene.exec(&[], &["bash", "-c", &probes], "no-lockdown-probes");
+    let lines: Vec<&str> = control.stdout.lines().collect();
+    assert!(lines.contains(&"curl-direct:reached"), "{lines:?}");
+    assert!(lines.contains(&"node-direct:reached"), "{lines:?}");
+    let before = scene.fake.requests().len();
+
+    let script = format!(
+        "{probes} {turn} > openclaw.json; echo openclaw:$?",
         turn = quoted.join(" "),
     );
     let out = scene.exec(&["--lockdown"], &["bash", "-c", &script], "lockdown");
@@ -706,11 +716,11 @@ fn lockdown_leaves_only_the_proxy_path_and_openclaw_still_works() {
     assert_eq!(json["ok"], true, "{json}");
 
     // The fake server saw the two proxied GETs and the redacted turn, nothing direct.
-    let reqs = scene.fake.requests();
+    let reqs = scene.fake.requests().split_off(before);
     let gets = reqs.iter().filter(|r| r["method"] == "GET").count();
     assert_eq!(gets, 2, "only the proxied probes arrived");
     let chats = scene.fake.chat_requests();
-    assert!(!chats.is_empty());
+    assert!(!chats.is_empty(), "the OpenClaw turn reached the model");
     for req in &chats {
         assert!(!req["body"].as_str().unwrap().contains(CN_ID));
     }
