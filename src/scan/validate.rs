@@ -180,6 +180,14 @@ pub fn is_real_date(y: u32, m: u32, d: u32) -> bool {
 /// 18-character resident identity number, GB 11643-1999: region, real birth date,
 /// sequence, ISO 7064 MOD 11-2 check character (`0-9` or `X`).
 pub fn cn_resident_id(v: &[u8]) -> bool {
+    // Grouped forms (`110105 19491231 002X`) are checked without their separators.
+    let compact: Vec<u8>;
+    let v = if v.len() > 18 {
+        compact = v.iter().copied().filter(|b| !matches!(b, b' ' | b'-')).collect();
+        &compact[..]
+    } else {
+        v
+    };
     if v.len() != 18 || !v[..17].iter().all(u8::is_ascii_digit) {
         return false;
     }
@@ -206,7 +214,12 @@ pub fn cn_mobile(d: &[u8]) -> bool {
     } else {
         d
     };
-    d.len() == 11 && d[0] == 1 && (3..=9).contains(&d[1])
+    d.len() == 11
+        && d[0] == 1
+        && (3..=9).contains(&d[1])
+        // Round numbers and 2^34 are constants in code, not subscribers.
+        && !d[3..].iter().all(|&x| x == d[3])
+        && d != [1, 7, 1, 7, 9, 8, 6, 9, 1, 8, 4]
 }
 
 /// IBAN length per country (ISO 13616 registry).
@@ -556,22 +569,39 @@ pub fn secret_value(v: &[u8]) -> bool {
     if v.contains(&b'.') && v.split(|&b| b == b'.').all(ident) {
         return false;
     }
-    let (mut lo, mut up, mut dig, mut sym) = (false, false, false, false);
+    // Characters per class: lower, upper, digit, symbol (other than `_ . -`).
+    let mut n = [0usize; 4];
     for &b in v {
         match b {
-            b'a'..=b'z' => lo = true,
-            b'A'..=b'Z' => up = true,
-            b'0'..=b'9' => dig = true,
+            b'a'..=b'z' => n[0] += 1,
+            b'A'..=b'Z' => n[1] += 1,
+            b'0'..=b'9' => n[2] += 1,
             b'_' | b'.' | b'-' => {}
-            _ => sym = true,
+            _ => n[3] += 1,
         }
     }
-    let classes = [lo, up, dig, sym].iter().filter(|&&c| c).count();
-    let camel_word = v.iter().all(u8::is_ascii_alphabetic)
-        && v.iter().enumerate().all(|(i, b)| {
-            !b.is_ascii_uppercase() || v.get(i + 1).is_some_and(u8::is_ascii_lowercase)
+    let classes = n.iter().filter(|&&c| c > 0).count();
+    // With only two classes, a lone character of one (`anonymous@`, `Config1`) is not
+    // enough mixing.
+    let two_mixed = classes == 2 && n.iter().all(|&c| c == 0 || c >= 2);
+    // Letters only, lower-case runs of three or more on average and at most one of
+    // length one: words joined in camel case (`PasswordField`, `CFStringRef`,
+    // `ZeroizeOnDrop`), not random mixed case (`WqxMbTsQRvEk`).
+    let camel_word = v.iter().all(u8::is_ascii_alphabetic) && {
+        let runs = v.split(u8::is_ascii_uppercase).filter(|r| !r.is_empty());
+        let (count, ones, total) = runs.fold((0, 0, 0), |(c, o, t), r| {
+            (c + 1, o + usize::from(r.len() == 1), t + r.len())
         });
-    let shaped = classes >= 3 || (classes == 2 && v.len() >= 10 && !camel_word);
+        count > 0 && ones <= 1 && total >= 3 * count
+    };
+    // A snake_case identifier (`_bindgen_ty_22`) needs all three letter/digit classes.
+    let snake_ident = v.contains(&b'_')
+        && v.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && n[..3].iter().any(|&c| c == 0);
+    if snake_ident {
+        return false;
+    }
+    let shaped = classes >= 3 || (two_mixed && v.len() >= 10 && !camel_word);
     shaped && entropy(v) >= 2.5
 }
 
@@ -673,6 +703,8 @@ mod tests {
         // The example of GB 11643-1999 itself.
         assert!(cn_resident_id(b"11010519491231002X"));
         assert!(cn_resident_id(b"11010519491231002x"));
+        assert!(cn_resident_id(b"110105 19491231 002X"));
+        assert!(cn_resident_id(b"110105-19491231-002X"));
         assert!(!cn_resident_id(b"110105194912310021"));
         // Calendar: 30 February does not exist.
         assert!(!cn_resident_id(b"110105194902300027"));
@@ -737,6 +769,8 @@ mod tests {
         assert!(cn_mobile(&d("138 0013 8000")));
         assert!(cn_mobile(&d("+86 138-0013-8000")));
         assert!(!cn_mobile(&d("12800138000")));
+        assert!(!cn_mobile(&d("15000000000")));
+        assert!(!cn_mobile(&d("17179869184")));
         assert!(phone_intl(b"+44 20 7946 0958"));
         assert!(phone_intl(b"+1 415 555 2671"));
         assert!(phone_intl(b"+86 138 0013 8000"));
@@ -751,7 +785,7 @@ mod tests {
         assert!(phone_national(&d("010-6552 9988")));
         assert!(phone_national(&d("0755-8613 0000")));
         assert!(phone_national(&d("139 1234 5678")));
-        assert!(!phone_national(&d("400-880-2592")));
+        assert!(!phone_national(&d("400-617-3052")));
         assert!(!phone_national(&d("800-555-0199")));
         assert!(!phone_national(&d("212-555-0123")));
         assert!(!phone_national(&d("123-456-7890")));
@@ -772,6 +806,11 @@ mod tests {
         assert!(!secret_value(b"/etc/app/secrets/key.pem"));
         assert!(!secret_value(b"https://example.org/reset"));
         assert!(!secret_value(b"config/Secrets.json"));
+        assert!(!secret_value(b"anonymous@"));
+        assert!(!secret_value(b"CFStringRef"));
+        assert!(!secret_value(b"ZeroizeOnDrop"));
+        assert!(!secret_value(b"_bindgen_ty_22"));
+        assert!(secret_value(b"WqxMbTsQRvEk"));
     }
 
     #[test]
@@ -794,7 +833,7 @@ mod tests {
     #[test]
     fn entropy_measures_randomness() {
         assert!(entropy(b"aaaaaaaaaaaaaaaa") < 0.1);
-        assert!(entropy(b"Wintert3oILT9RIK") > 3.0);
+        assert!(entropy(b"Tq7vLp2xW9mK4nR8") > 3.0);
         assert!(Validator::parse("entropy(3.5)").is_ok());
         assert!(Validator::parse("entropy(x)").is_err());
         assert!(Validator::parse("nope").is_err());
