@@ -10,6 +10,8 @@ Scripting, by markers in the latest user message that carries one:
   CALL_EXEC:<command>      answer with a tool call to OpenClaw's `exec` tool running
                            <command> (up to the end of the line); once a `tool` message
                            follows that user message, answer with a final text.
+  CALL_TOOL:<name> <json>  the same with any tool and JSON arguments (to the end of
+                           the line), e.g. CALL_TOOL:web_fetch {"url": "https://…"}.
   HTTP_ERROR:<status>      answer with that status and a ClawGuard-style error envelope
                            {"error": {"type": "clawguard_blocked", "message": ...}}
                            (to see what OpenClaw prints for a proxy block).
@@ -26,6 +28,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 EXEC_RE = re.compile(r"CALL_EXEC:([^\r\n]+)")
+TOOL_RE = re.compile(r"CALL_TOOL:(\w+) (\{[^\r\n]*\})")
 ERROR_RE = re.compile(r"HTTP_ERROR:(\d{3})")
 
 LOG_LOCK = threading.Lock()
@@ -56,12 +59,14 @@ def plan(body):
         e = ERROR_RE.search(text)
         if e:
             return ("error", int(e.group(1)))
-        x = EXEC_RE.search(text)
+        x = EXEC_RE.search(text) or TOOL_RE.search(text)
         if x:
             tools_after = [t for t in messages[i + 1:] if t.get("role") == "tool"]
             if tools_after:
                 seen = message_text(tools_after[-1])
                 return ("text", "FAKE_FINAL: the command ran; tool output had %d chars" % len(seen))
+            if x.re is TOOL_RE:
+                return ("tool", (x.group(1), x.group(2)))
             return ("exec", x.group(1).strip())
     return ("text", "FAKE_REPLY: ok")
 
@@ -144,10 +149,11 @@ class Handler(BaseHTTPRequestHandler):
         model = body.get("model") or self.server.model
         self.server.counter += 1
         cid = "chatcmpl-fake%d" % self.server.counter
-        if kind == "exec":
+        if kind in ("exec", "tool"):
+            name, args = (("exec", json.dumps({"title": "fake-llm command", "command": arg}))
+                          if kind == "exec" else arg)
             call = {"id": "call_fake%d" % self.server.counter, "type": "function",
-                    "function": {"name": "exec",
-                                 "arguments": json.dumps({"title": "fake-llm command", "command": arg})}}
+                    "function": {"name": name, "arguments": args}}
             delta, message, finish = ({"role": "assistant", "content": None, "tool_calls": [dict(call, index=0)]},
                                       {"role": "assistant", "content": None, "tool_calls": [call]},
                                       "tool_calls")
