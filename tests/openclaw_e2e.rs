@@ -730,9 +730,11 @@ fn lockdown_leaves_only_the_proxy_path_and_openclaw_still_works() {
 /// A block on the first request of a turn must not make OpenClaw disable its provider
 /// key. With a 403, OpenClaw 2026.9.6 reports "authentication failed, HTTP 403.
 /// Re-authenticate the provider" and puts the key in a cooldown of about a minute, so
-/// the user's next, clean turn fails too. A 451 is shown verbatim and has no such
-/// effect (checked against the fake server). Ignored until ClawGuard answers blocks on
-/// LLM API paths with a status OpenClaw does not read as an auth failure.
+/// the user's next, clean turn fails too. With 451 (tried by changing the status in
+/// `inspect::blocked`) this test passes: OpenClaw puts "451 Blocked by ClawGuard: …" in
+/// its JSON error, retries the turn a few times (each blocked again) and leaves the key
+/// alone. Ignored until ClawGuard answers blocks on LLM API paths with a status
+/// OpenClaw does not read as an auth failure.
 #[test]
 #[ignore = "ClawGuard answers blocks with 403, which OpenClaw treats as an auth failure"]
 fn a_blocked_turn_does_not_disable_the_provider_key() {
