@@ -112,10 +112,13 @@ impl Scanner {
                 Some(v) => Some(Validator::parse(v).map_err(err)?),
                 None => None,
             };
-            for kw in &rule.keywords {
-                let k = kw.as_bytes().to_ascii_lowercase();
+            for k in rule.keywords.iter().flat_map(|kw| keyword_forms(kw, rule.keyword_case)) {
                 match patterns.iter().position(|p| *p == k) {
-                    Some(p) => keyword_rules[p].push(idx),
+                    Some(p) => {
+                        if !keyword_rules[p].contains(&idx) {
+                            keyword_rules[p].push(idx);
+                        }
+                    }
                     None => {
                         patterns.push(k);
                         keyword_rules.push(vec![idx]);
@@ -150,11 +153,13 @@ impl Scanner {
         let keywords = if patterns.is_empty() {
             None
         } else {
+            // Case-sensitive on purpose: with ASCII case folding aho-corasick can build no
+            // prefilter and walks the DFA byte by byte; exact keywords get its SIMD
+            // (Teddy) prefilter. Case-insensitive words are expanded in `keyword_forms`.
             Some(
                 AhoCorasick::builder()
                     .kind(Some(AhoCorasickKind::DFA))
                     .match_kind(MatchKind::Standard)
-                    .ascii_case_insensitive(true)
                     .build(&patterns)
                     .map_err(|e| ScanError::Keywords(e.to_string()))?,
             )
@@ -370,6 +375,27 @@ impl Scanner {
     }
 }
 
+/// The byte strings a keyword is searched as: as written, and for `KeywordCase::Any` also
+/// lower-case, UPPER-CASE and Capitalised (first ASCII letter upper, rest lower).
+fn keyword_forms(kw: &str, case: crate::rules::KeywordCase) -> Vec<Vec<u8>> {
+    let mut forms = vec![kw.as_bytes().to_vec()];
+    if case == crate::rules::KeywordCase::Any {
+        let lower = kw.as_bytes().to_ascii_lowercase();
+        let mut capital = lower.clone();
+        if let Some(c) = capital.iter_mut().find(|b| b.is_ascii_alphabetic()) {
+            c.make_ascii_uppercase();
+        }
+        forms.extend([lower, kw.as_bytes().to_ascii_uppercase(), capital]);
+    }
+    let mut unique: Vec<Vec<u8>> = Vec::with_capacity(forms.len());
+    for f in forms {
+        if !unique.contains(&f) {
+            unique.push(f);
+        }
+    }
+    unique
+}
+
 /// Call `f(start, end)` for every run of at least [`MIN_DIGIT_RUN`] ASCII digits, where
 /// single spaces or dashes between digits do not break the run (`6222 0200 1234`).
 fn for_each_digit_run(hay: &[u8], mut f: impl FnMut(usize, usize)) {
@@ -499,6 +525,17 @@ mod tests {
         for start in 0..64 {
             assert_eq!(next_digit(&no_digits, start), None);
         }
+    }
+
+    #[test]
+    fn keyword_case_forms() {
+        use crate::rules::KeywordCase::{Any, Exact};
+        assert_eq!(keyword_forms("AKIA", Exact), vec![b"AKIA".to_vec()]);
+        let forms = keyword_forms("_token", Any);
+        for f in [&b"_token"[..], b"_TOKEN", b"_Token"] {
+            assert!(forms.contains(&f.to_vec()), "{forms:?}");
+        }
+        assert_eq!(keyword_forms("密码", Any), vec!["密码".as_bytes().to_vec()]);
     }
 
     #[test]
