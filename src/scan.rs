@@ -78,6 +78,7 @@ pub struct Scanner {
     digit_rules: Vec<(usize, u32)>,
     at_rules: Vec<u32>,
     max_span: usize,
+    max_keyword_len: usize,
 }
 
 /// A place where one rule's regex should be tried.
@@ -154,6 +155,7 @@ impl Scanner {
             source.push(rule.clone());
         }
         digit_rules.sort_unstable();
+        let max_keyword_len = patterns.iter().map(Vec::len).max().unwrap_or(0);
         let keywords = if patterns.is_empty() {
             None
         } else {
@@ -176,6 +178,7 @@ impl Scanner {
             digit_rules,
             at_rules,
             max_span,
+            max_keyword_len,
         })
     }
 
@@ -234,10 +237,25 @@ impl Scanner {
             });
         };
         if let Some(ac) = &self.keywords {
-            for m in ac.find_overlapping_iter(hay) {
-                for &rule in &self.keyword_rules[m.pattern().as_usize()] {
-                    push(rule, m.start(), m.end());
+            // Overlapping search gets no prefilter from aho-corasick, so find hits with
+            // the fast (SIMD-prefiltered) non-overlapping search, then list every keyword
+            // overlapping each hit in a small region around it. Duplicate candidates
+            // merge later, with the windows.
+            let reach = self.max_keyword_len;
+            let mut done = 0;
+            for hit in ac.find_iter(hay) {
+                let from = hit.start().saturating_sub(reach).max(done);
+                let to = (hit.end() + reach).min(len);
+                if from >= to {
+                    continue;
                 }
+                let region = aho_corasick::Input::new(hay).range(from..to);
+                for m in ac.find_overlapping_iter(region) {
+                    for &rule in &self.keyword_rules[m.pattern().as_usize()] {
+                        push(rule, m.start(), m.end());
+                    }
+                }
+                done = to.saturating_sub(reach);
             }
         }
         if !self.at_rules.is_empty() {
@@ -335,34 +353,34 @@ impl Scanner {
     ) -> std::io::Result<u64> {
         let overlap = self.max_span.max(16 * 1024);
         let chunk = chunk.max(overlap * 2);
-        let mut buf: Vec<u8> = Vec::with_capacity(chunk + overlap);
-        let mut base: u64 = 0; // absolute offset of buf[0]
+        // Zeroed once; each window refills it in place (no per-window memset).
+        let mut storage = vec![0u8; chunk + overlap];
+        let mut filled = 0usize;
+        let mut base: u64 = 0; // absolute offset of storage[0]
         let mut lines_before_base: usize = 0;
         let mut reported_upto: u64 = 0;
         let mut total: u64 = 0;
         loop {
             let mut eof = false;
-            while buf.len() < chunk + overlap {
-                let old = buf.len();
-                buf.resize(chunk + overlap, 0);
-                match reader.read(&mut buf[old..]) {
+            while filled < storage.len() {
+                match reader.read(&mut storage[filled..]) {
                     Ok(0) => {
-                        buf.truncate(old);
                         eof = true;
                         break;
                     }
                     Ok(n) => {
-                        buf.truncate(old + n);
+                        filled += n;
                         total += n as u64;
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(old),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
             }
+            let buf = &storage[..filled];
             let limit = if eof { buf.len() } else { buf.len() - overlap };
             // Findings come sorted by start: count newlines incrementally.
             let (mut cursor, mut line) = (0usize, lines_before_base + 1);
-            for mut f in self.scan(&buf) {
+            for mut f in self.scan(buf) {
                 let abs = base + f.start as u64;
                 if abs < reported_upto || f.start >= limit {
                     continue;
@@ -382,7 +400,8 @@ impl Scanner {
             let keep = limit.min(overlap);
             let drop = limit - keep;
             lines_before_base += memchr::memchr_iter(b'\n', &buf[..drop]).count();
-            buf.drain(..drop);
+            storage.copy_within(drop..filled, 0);
+            filled -= drop;
             base += drop as u64;
         }
     }
