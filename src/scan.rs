@@ -16,6 +16,10 @@ use std::io::Read;
 use std::sync::Arc;
 use validate::Validator;
 
+/// aho-corasick's SIMD (Teddy) prefilter takes at most this many patterns; beyond it the
+/// keyword pass walks its DFA byte by byte, several times slower.
+const SIMD_PREFILTER_LIMIT: usize = 128;
+
 /// Digit runs shorter than this never start a candidate.
 const MIN_DIGIT_RUN: usize = 6;
 
@@ -156,6 +160,13 @@ impl Scanner {
         }
         digit_rules.sort_unstable();
         let max_keyword_len = patterns.iter().map(Vec::len).max().unwrap_or(0);
+        if patterns.len() > SIMD_PREFILTER_LIMIT {
+            tracing::warn!(
+                keywords = patterns.len(),
+                limit = SIMD_PREFILTER_LIMIT,
+                "more keyword forms than the SIMD prefilter takes: scanning will be slower"
+            );
+        }
         let keywords = if patterns.is_empty() {
             None
         } else {
@@ -564,6 +575,13 @@ mod tests {
     }
 
     #[test]
+    fn builtin_keywords_fit_the_simd_prefilter() {
+        let s = Scanner::new(&RulePack::builtin()).unwrap();
+        let n = s.keywords.as_ref().unwrap().patterns_len();
+        assert!(n <= SIMD_PREFILTER_LIMIT, "{n} keyword forms");
+    }
+
+    #[test]
     fn keyword_case_forms() {
         use crate::rules::KeywordCase::{Any, Exact};
         assert_eq!(keyword_forms("AKIA", Exact), vec![b"AKIA".to_vec()]);
@@ -668,3 +686,4 @@ mod preview_tests {
         );
     }
 }
+
