@@ -75,8 +75,7 @@ struct CompiledRule {
 pub struct Scanner {
     rules: Vec<CompiledRule>,
     source: Vec<Rule>,
-    /// (hit finder, overlapping lister) over the same keyword list.
-    keywords: Option<(AhoCorasick, AhoCorasick)>,
+    keywords: Option<AhoCorasick>,
     /// For each keyword pattern id, the rules that asked for it.
     keyword_rules: Vec<Vec<u32>>,
     /// Digit-triggered rules with the fewest digits each needs, fewest first.
@@ -172,21 +171,15 @@ impl Scanner {
             None
         } else {
             // Case-sensitive on purpose: with ASCII case folding aho-corasick can build no
-            // prefilter; case-insensitive words are expanded in `keyword_forms` instead.
-            // Leftmost-first, because only that gets the SIMD (Teddy) prefilter: it finds
-            // *where* keywords are. Standard semantics (a DFA) then lists every keyword
-            // overlapping each hit. Both automata number the patterns alike.
-            let build = |kind, match_kind| {
+            // prefilter and walks the DFA byte by byte; exact keywords get its SIMD
+            // (Teddy) prefilter. Case-insensitive words are expanded in `keyword_forms`.
+            Some(
                 AhoCorasick::builder()
-                    .kind(kind)
-                    .match_kind(match_kind)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .match_kind(MatchKind::Standard)
                     .build(&patterns)
-                    .map_err(|e| ScanError::Keywords(e.to_string()))
-            };
-            Some((
-                build(None, MatchKind::LeftmostFirst)?,
-                build(Some(AhoCorasickKind::DFA), MatchKind::Standard)?,
-            ))
+                    .map_err(|e| ScanError::Keywords(e.to_string()))?,
+            )
         };
         Ok(Scanner {
             rules,
@@ -254,21 +247,21 @@ impl Scanner {
                 hit_end: he,
             });
         };
-        if let Some((finder, lister)) = &self.keywords {
+        if let Some(ac) = &self.keywords {
             // Overlapping search gets no prefilter from aho-corasick, so find hits with
             // the fast (SIMD-prefiltered) non-overlapping search, then list every keyword
             // overlapping each hit in a small region around it. Duplicate candidates
             // merge later, with the windows.
             let reach = self.max_keyword_len;
             let mut done = 0;
-            for hit in finder.find_iter(hay) {
+            for hit in ac.find_iter(hay) {
                 let from = hit.start().saturating_sub(reach).max(done);
                 let to = (hit.end() + reach).min(len);
                 if from >= to {
                     continue;
                 }
                 let region = aho_corasick::Input::new(hay).range(from..to);
-                for m in lister.find_overlapping_iter(region) {
+                for m in ac.find_overlapping_iter(region) {
                     for &rule in &self.keyword_rules[m.pattern().as_usize()] {
                         push(rule, m.start(), m.end());
                     }
@@ -584,7 +577,7 @@ mod tests {
     #[test]
     fn builtin_keywords_fit_the_simd_prefilter() {
         let s = Scanner::new(&RulePack::builtin()).unwrap();
-        let n = s.keywords.as_ref().unwrap().0.patterns_len();
+        let n = s.keywords.as_ref().unwrap().patterns_len();
         assert!(n <= SIMD_PREFILTER_LIMIT, "{n} keyword forms");
     }
 
