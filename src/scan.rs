@@ -248,10 +248,11 @@ impl Scanner {
             });
         };
         if let Some(ac) = &self.keywords {
-            // Overlapping search gets no prefilter from aho-corasick, so find hits with
-            // the fast (SIMD-prefiltered) non-overlapping search, then list every keyword
-            // overlapping each hit in a small region around it. Duplicate candidates
-            // merge later, with the windows.
+            // Find hits with the plain (non-overlapping) DFA search, then list every keyword
+            // overlapping each hit in a small region around it: measured faster than one
+            // overlapping search over everything. (A leftmost-first automaton would get the
+            // Teddy prefilter, but with ~100 keywords its false candidates made it slower.)
+            // Duplicate candidates merge later, with the windows.
             let reach = self.max_keyword_len;
             let mut done = 0;
             for hit in ac.find_iter(hay) {
