@@ -356,6 +356,36 @@ mod tests {
     }
 
     #[test]
+    fn flags_apply_before_validation() {
+        let dir = std::env::temp_dir().join(format!("cg-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "listen = \"0.0.0.0:8383\"\n").unwrap();
+        let mut src = ConfigSource {
+            file: Some(file.clone()),
+            overrides: Overrides::default(),
+        };
+        let e = src.load().unwrap_err().to_string();
+        assert!(e.contains("refusing to listen on 0.0.0.0:8383"), "{e}");
+        src.overrides.allow_unauthenticated = true;
+        src.overrides.allow_private = true;
+        let c = src.load().unwrap();
+        assert!(c.egress.allow_private && c.allow_unauthenticated);
+        // A flag can also make an acceptable file unacceptable.
+        std::fs::write(&file, "").unwrap();
+        src.overrides.allow_unauthenticated = false;
+        src.overrides.listen = Some("0.0.0.0:1".parse().unwrap());
+        assert!(src.load().is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_user_hash_is_a_config_error() {
+        let e = Config::parse("t.toml", "[users]\nalice = \"not-a-hash\"\n").unwrap_err();
+        assert!(e.to_string().contains("alice"), "{e}");
+    }
+
+    #[test]
     fn unknown_rule_in_config_is_an_error() {
         let c = Config::parse("t.toml", "[rules.no-such-rule]\naction = \"log\"\n").unwrap();
         assert!(c.rule_pack().is_err());

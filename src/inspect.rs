@@ -542,6 +542,32 @@ validator = "email"
 action = "log"
 "#;
 
+    #[test]
+    fn findings_floor_raises_outcomes() {
+        assert_eq!(
+            raise(Outcome::Log, Some(Action::Block), true),
+            Outcome::Block
+        );
+        assert_eq!(
+            raise(Outcome::HomeHost, Some(Action::Block), false),
+            Outcome::Block
+        );
+        assert_eq!(
+            raise(Outcome::Log, Some(Action::Redact), true),
+            Outcome::Redact
+        );
+        assert_eq!(
+            raise(Outcome::Log, Some(Action::Redact), false),
+            Outcome::Block
+        );
+        assert_eq!(
+            raise(Outcome::Block, Some(Action::Redact), true),
+            Outcome::Block
+        );
+        assert_eq!(raise(Outcome::Log, Some(Action::Log), true), Outcome::Log);
+        assert_eq!(raise(Outcome::Redact, None, true), Outcome::Redact);
+    }
+
     const TOKEN: &str = "sk-proj-Zq8vN3kLm2Rt5Xw9Yb4Hc7Jd";
     const TG: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawq";
 

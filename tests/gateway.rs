@@ -536,6 +536,51 @@ async fn audit_log_is_written_verified_and_tamper_evident() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_decisions_are_audited_as_would() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_dir(dir.path());
+    let log = dir.path().join("audit.jsonl");
+    let config = format!("rules_dir = {:?}\n", rules.display().to_string());
+    let proxy = Proxy::start_with(
+        &config,
+        &origin.ca_pem,
+        &[
+            "--allow-private",
+            "--mode",
+            "dry-run",
+            "--audit-log",
+            path_str(&log),
+        ],
+    );
+    let out = post(
+        &proxy.url(),
+        &origin.http("/dry"),
+        &format!(r#"{{"k":"{CANARY}"}}"#),
+        &["-D", "-"],
+    )
+    .await;
+    assert_eq!(out.status, 200);
+    assert!(out
+        .body
+        .to_ascii_lowercase()
+        .contains("x-clawguard-would: block"));
+    let lines = wait_lines(&log, 1).await;
+    let r: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(r["decision"], "would-block");
+    assert_eq!(r["findings"][0]["rule"], "test-canary");
+    // No --audit-key: fingerprints use a per-process random key, still never the value.
+    assert_eq!(r["findings"][0]["fingerprint"].as_str().unwrap().len(), 32);
+    assert!(!lines[0].contains(CANARY));
+    let v = std::process::Command::new(bin())
+        .args(["audit", "verify"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(v.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_health_endpoints() {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();

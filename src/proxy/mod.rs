@@ -176,8 +176,13 @@ impl ProxyState {
 
     fn audit(&self, event: AuditEvent) {
         if let Some(log) = &*self.audit.load() {
-            // A bounded channel to the writer thread; no file I/O on the data path.
-            log.record(event);
+            // A bounded channel to the writer thread; no file I/O on the data path. When
+            // the writer falls behind, wait on a blocking thread (backpressure without
+            // stalling an async worker, and without dropping the record).
+            if let Some(event) = log.try_record(event) {
+                let log = log.clone();
+                tokio::task::spawn_blocking(move || log.record(event));
+            }
             self.metrics
                 .audit_records
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -217,6 +222,7 @@ impl ProxyState {
             ("audit_log", o.audit_log != n.audit_log),
             ("audit_key", o.audit_key != n.audit_key),
             ("admin", o.admin != n.admin),
+            ("log_format", o.log_format != n.log_format),
             (
                 "connect_timeout_secs",
                 o.connect_timeout_secs != n.connect_timeout_secs,
