@@ -261,6 +261,29 @@ async fn allow_list_mode() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_bypass_rule_gives_a_blind_tunnel() {
+    let origin = Origin::start().await;
+    let config = "[[egress.rule]]\nhost = \"localhost\"\naction = \"bypass\"\n";
+    let proxy = Proxy::start_with(config, &origin.ca_pem, &["--allow-private"]);
+    // Not intercepted: the client sees the origin's own certificate (trusting only the
+    // origin's CA works, trusting only ours would not).
+    let out = curl(&[
+        "-x",
+        &proxy.url(),
+        "--cacert",
+        path_str(&origin.ca_pem),
+        &origin.https("/blind"),
+    ])
+    .await;
+    assert_eq!(
+        (out.status, out.body.as_str()),
+        (200, "origin ok"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_destination_findings_floor_blocks_log_only_findings() {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();

@@ -95,7 +95,7 @@ pub(crate) struct Checked {
 /// What one request came to, for the audit log and the metrics.
 pub(crate) struct Record {
     /// allow | block | redact | would-block | would-redact | deny | auth-failure |
-    /// bypass | tunnel | invalid
+    /// bypass (CONNECT) | tunnel | invalid
     pub decision: &'static str,
     pub reason: Option<String>,
     pub findings: Vec<AuditFinding>,
@@ -317,8 +317,10 @@ async fn forward(
     rec: &mut Record,
 ) -> Response<ProxyBody> {
     // Egress: a tunnel was checked at CONNECT; an absolute-form request is checked here.
-    let (addrs, floor, bypass) = match &conn.tunnel {
-        Some(c) => (c.addrs.clone(), c.floor, false),
+    // A `bypass` destination only changes CONNECT (a blind tunnel, for pinned clients);
+    // a plain-HTTP request to it is still inspected: nothing is pinned there.
+    let (addrs, floor) = match &conn.tunnel {
+        Some(c) => (c.addrs.clone(), c.floor),
         None => match live
             .cfg
             .egress
@@ -329,10 +331,7 @@ async fn forward(
                 rec.deny(&d);
                 return error_response(StatusCode::FORBIDDEN, &d.to_string(), id);
             }
-            Ok(a) => {
-                let bypass = a.bypass || live.bypassed(&target.host);
-                (Arc::from(a.addrs), a.findings, bypass)
-            }
+            Ok(a) => (Arc::from(a.addrs), a.findings),
         },
     };
     let websocket = req.version() == Version::HTTP_11 && is_websocket(req.headers());
@@ -350,15 +349,7 @@ async fn forward(
 
     let engine = &live.engine;
     let cap = live.cfg.max_inspect_bytes;
-    let (would, headers, body) = if bypass {
-        // Bypassed destination: forwarded without inspection, like a blind tunnel.
-        rec.decision = "bypass";
-        (
-            None,
-            headers,
-            incoming.map_err(body::BoxError::from).boxed_unsync(),
-        )
-    } else {
+    let (would, headers, body) = {
         let collected = match collect_capped(incoming, cap).await {
             Ok(c) => c,
             Err(e) => {

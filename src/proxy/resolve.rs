@@ -8,6 +8,11 @@
 //! pinned for that name just before calling the client, and fails closed for a name
 //! nobody checked.
 //!
+//! Pins are per name, not per (name, port): if DNS answers two concurrent checks of one
+//! name with different address sets, a request may connect to the other set, which was
+//! itself checked for that name under the same policy. Only a port-specific CIDR rule
+//! could judge the two sets differently.
+//!
 //! [`EgressConfig::resolve_and_check`]: crate::egress::EgressConfig::resolve_and_check
 
 use dashmap::DashMap;
