@@ -31,7 +31,10 @@ where
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().collect();
-    let addr = args.get(1).cloned().unwrap_or_else(|| "127.0.0.1:18080".into());
+    let addr = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:18080".into());
     if let (Some(tls_addr), Some(cert_path)) = (args.get(2), args.get(3)) {
         let key = rcgen::KeyPair::generate().expect("key");
         let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
@@ -48,7 +51,9 @@ async fn main() {
             .expect("tls config");
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-        let l = tokio::net::TcpListener::bind(tls_addr).await.expect("bind tls");
+        let l = tokio::net::TcpListener::bind(tls_addr)
+            .await
+            .expect("bind tls");
         eprintln!("bench origin (TLS) on {}", l.local_addr().unwrap());
         tokio::spawn(async move {
             loop {

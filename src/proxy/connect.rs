@@ -57,18 +57,20 @@ pub(crate) async fn connect(
                 .await
             {
                 Err(_) => {
+                    state.metrics.upstream_errors.inc(&["timeout"], 1);
                     return error_response(
                         StatusCode::GATEWAY_TIMEOUT,
                         "timed out connecting to upstream",
                         id,
-                    )
+                    );
                 }
                 Ok(Err(e)) => {
+                    state.metrics.upstream_errors.inc(&["connect"], 1);
                     return error_response(
                         StatusCode::BAD_GATEWAY,
                         &format!("cannot connect to upstream: {e}"),
                         id,
-                    )
+                    );
                 }
                 Ok(Ok(s)) => s,
             };
