@@ -74,7 +74,12 @@ async fn get(proxy: &str, url: &str, extra: &[&str]) -> CurlOut {
 /// Run a shell script inside a fresh network namespace (only `lo`, nothing routes out).
 /// `None` when `unshare -n` is not available here.
 fn in_netns(script: &str) -> Option<String> {
-    if !have("ip") {
+    let ip = std::process::Command::new("ip")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !ip.is_ok_and(|s| s.success()) {
         eprintln!("SKIP: iproute2 (`ip`) is not installed");
         return None;
     }
