@@ -8,18 +8,232 @@
 //! connections there. A raw socket, a library that ignores proxy variables, or a direct
 //! DNS lookup in the command finds no route instead of leaking.
 
-use std::ffi::CString;
+use crate::config::Config;
+use crate::proxy::{self, ProxyError, ProxyState};
+use crate::tls::{CertificateAuthority, TlsError};
+use std::ffi::{CString, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command};
+use std::sync::Arc;
+
+/// Port of the proxy listener inside a `--lockdown` namespace (nothing else is there).
+pub const LOCKDOWN_PORT: u16 = 8383;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("--proxy {0}: expected http://HOST:PORT")]
+    ProxyUrl(String),
+    #[error("CA certificate {0} not found: pass the --ca-dir of the running ClawGuard")]
+    NoCa(std::path::PathBuf),
+    #[error("cannot start `{command}`: {source}")]
+    Spawn { command: String, source: io::Error },
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// What `clawguard exec` was asked to do.
+pub struct ExecOptions {
+    pub lockdown: bool,
+    /// A running ClawGuard to use instead of an embedded one.
+    pub proxy: Option<String>,
+    pub no_proxy: String,
+    /// Program and arguments.
+    pub command: Vec<OsString>,
+}
+
+/// Run the command wired to ClawGuard; returns the exit code to exit with.
+pub async fn run(cfg: Config, opts: ExecOptions) -> Result<i32, ExecError> {
+    let (program, args) = opts.command.split_first().expect("clap requires a command");
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+
+    // Where the command finds the proxy, and what serves that address.
+    let external = match &opts.proxy {
+        Some(url) => Some(proxy_addr(url)?),
+        None => None,
+    };
+    let ca_path = CertificateAuthority::cert_path(&cfg.ca_dir());
+    let state = match external {
+        Some(_) => {
+            if !ca_path.exists() {
+                return Err(ExecError::NoCa(ca_path));
+            }
+            None
+        }
+        None => {
+            let ca = Arc::new(CertificateAuthority::load_or_create(&cfg.ca_dir())?);
+            // No config source: the embedded proxy lives as long as the command; no reload.
+            Some(ProxyState::new(cfg, ca, None)?)
+        }
+    };
+    let bundle = trust_bundle(&ca_path)?;
+    let (child, listener) = if opts.lockdown {
+        let url = format!("http://127.0.0.1:{LOCKDOWN_PORT}");
+        cmd.envs(proxy_env(&url, &ca_path, &bundle, &opts.no_proxy));
+        let (child, listener) = spawn_locked_down(cmd, LOCKDOWN_PORT)?;
+        listener.set_nonblocking(true)?;
+        (child, Some(tokio::net::TcpListener::from_std(listener)?))
+    } else {
+        let (url, listener) = match external {
+            Some(addr) => (format!("http://{addr}"), None),
+            None => {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                (format!("http://{}", l.local_addr()?), Some(l))
+            }
+        };
+        cmd.envs(proxy_env(&url, &ca_path, &bundle, &opts.no_proxy));
+        let child = cmd.spawn().map_err(|source| ExecError::Spawn {
+            command: program.to_string_lossy().into_owned(),
+            source,
+        })?;
+        (child, listener)
+    };
+    tracing::info!(
+        pid = child.id(),
+        lockdown = opts.lockdown,
+        "command started"
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = match (listener, state, external) {
+        (Some(l), Some(state), _) => Some(tokio::spawn(async move {
+            let _ = proxy::serve_with_shutdown(l, state, async {
+                let _ = stop_rx.await;
+            })
+            .await;
+        })),
+        (Some(l), None, Some(addr)) => Some(tokio::spawn(relay(l, addr, stop_rx))),
+        _ => None,
+    };
+    let signals = tokio::spawn(forward_signals(child.id()));
+    let mut child = child;
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .map_err(io::Error::other)??;
+    signals.abort();
+    let _ = stop_tx.send(());
+    if let Some(s) = server {
+        let _ = s.await;
+    }
+    Ok(exit_code(status))
+}
+
+fn proxy_addr(url: &str) -> Result<std::net::SocketAddr, ExecError> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| ExecError::ProxyUrl(url.into()))?
+        .trim_end_matches('/');
+    std::net::ToSocketAddrs::to_socket_addrs(rest)
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| ExecError::ProxyUrl(url.into()))
+}
+
+/// Lockdown with an external proxy: relay the in-namespace listener to it.
+async fn relay(
+    listener: tokio::net::TcpListener,
+    to: std::net::SocketAddr,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    loop {
+        let (mut inbound, _) = tokio::select! {
+            r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+            _ = &mut stop => return,
+        };
+        tokio::spawn(async move {
+            if let Ok(mut out) = tokio::net::TcpStream::connect(to).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+            }
+        });
+    }
+}
+
+/// Pass termination and user signals on to the command. SIGINT from the terminal already
+/// reaches the command (same process group), so it is only forwarded when it was sent to
+/// ClawGuard alone.
+async fn forward_signals(pid: u32) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let kinds = [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+        SignalKind::quit(),
+        SignalKind::user_defined1(),
+        SignalKind::user_defined2(),
+    ];
+    let mut streams = Vec::new();
+    for k in kinds {
+        if let Ok(s) = signal(k) {
+            streams.push((k, s));
+        }
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (kind, mut s) in streams {
+        tasks.spawn(async move {
+            while s.recv().await.is_some() {
+                let signo = kind.as_raw_value();
+                // SAFETY: plain syscalls on our own process group / child pid.
+                let from_terminal =
+                    signo == libc::SIGINT && unsafe { libc::tcgetpgrp(0) == libc::getpgrp() };
+                if !from_terminal {
+                    unsafe { libc::kill(pid as libc::pid_t, signo) };
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// System trust stores to extend, first found wins.
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// A PEM bundle of the system roots plus ClawGuard's CA, for tools whose CA variable
+/// *replaces* the trust store (`SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`, …): bypassed
+/// (blind-tunnelled) hosts still present their real certificates.
+pub fn trust_bundle(ca_path: &Path) -> io::Result<std::path::PathBuf> {
+    let mut pem = std::env::var_os("SSL_CERT_FILE")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain(SYSTEM_BUNDLES.iter().map(std::path::PathBuf::from))
+        .filter(|p| p != ca_path)
+        .find_map(|p| std::fs::read(p).ok())
+        .unwrap_or_default();
+    if !pem.is_empty() && !pem.ends_with(b"\n") {
+        pem.push(b'\n');
+    }
+    pem.extend_from_slice(&std::fs::read(ca_path)?);
+    let out = ca_path.with_file_name("clawguard-bundle.pem");
+    let tmp = ca_path.with_file_name(format!(".clawguard-bundle.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, &pem)?;
+    std::fs::rename(&tmp, &out)?;
+    Ok(out)
+}
 
 /// The environment a proxied command gets. `NO_PROXY` is empty unless given, so
-/// loopback destinations go through the proxy too.
-pub fn proxy_env(proxy_url: &str, ca_path: &Path, no_proxy: &str) -> Vec<(String, String)> {
-    let ca = ca_path.display().to_string();
+/// loopback destinations go through the proxy too. `ca_path` is ClawGuard's CA (for the
+/// additive `NODE_EXTRA_CA_CERTS`), `bundle` the system roots plus that CA.
+pub fn proxy_env(
+    proxy_url: &str,
+    ca_path: &Path,
+    bundle: &Path,
+    no_proxy: &str,
+) -> Vec<(String, String)> {
+    let bundle = bundle.display().to_string();
     let mut env = Vec::new();
     for k in [
         "HTTP_PROXY",
@@ -35,14 +249,14 @@ pub fn proxy_env(proxy_url: &str, ca_path: &Path, no_proxy: &str) -> Vec<(String
     env.push(("no_proxy".into(), no_proxy.into()));
     env.push(("OPENCLAW_PROXY_URL".into(), proxy_url.into()));
     env.push(("NODE_USE_ENV_PROXY".into(), "1".into()));
+    env.push(("NODE_EXTRA_CA_CERTS".into(), ca_path.display().to_string()));
     for k in [
-        "NODE_EXTRA_CA_CERTS",
         "SSL_CERT_FILE",
         "REQUESTS_CA_BUNDLE",
         "CURL_CA_BUNDLE",
         "GIT_SSL_CAINFO",
     ] {
-        env.push((k.to_string(), ca.clone()));
+        env.push((k.to_string(), bundle.clone()));
     }
     env
 }
@@ -226,11 +440,17 @@ mod tests {
 
     #[test]
     fn env_points_everything_at_the_proxy() {
-        let env = proxy_env("http://127.0.0.1:9", Path::new("/ca.pem"), "");
+        let env = proxy_env(
+            "http://127.0.0.1:9",
+            Path::new("/ca.pem"),
+            Path::new("/bundle.pem"),
+            "",
+        );
         let get = |k: &str| env.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
         assert_eq!(get("HTTPS_PROXY"), Some("http://127.0.0.1:9"));
         assert_eq!(get("OPENCLAW_PROXY_URL"), Some("http://127.0.0.1:9"));
         assert_eq!(get("NODE_EXTRA_CA_CERTS"), Some("/ca.pem"));
+        assert_eq!(get("SSL_CERT_FILE"), Some("/bundle.pem"));
         assert_eq!(get("NO_PROXY"), Some(""));
         assert_eq!(get("NODE_USE_ENV_PROXY"), Some("1"));
     }

@@ -446,6 +446,74 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Verdict {
     Verdict::Respond(resp)
 }
 
+/// The error envelope a client expects from the API it is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ApiShape {
+    /// Anything else: ClawGuard's own `{"error": "...", "request_id": ...}`.
+    Plain,
+    /// OpenAI and compatibles: `/v1/chat/completions`, `/v1/responses`, …
+    OpenAi,
+    /// Anthropic: `/v1/messages`.
+    Anthropic,
+    /// Google Gemini: `…:generateContent`, `…:streamGenerateContent`.
+    Gemini,
+}
+
+fn api_shape(path: &str) -> ApiShape {
+    let path = path.trim_end_matches('/');
+    if path.ends_with(":generateContent") || path.ends_with(":streamGenerateContent") {
+        ApiShape::Gemini
+    } else if path.ends_with("/messages") && path.contains("/v1") {
+        ApiShape::Anthropic
+    } else if [
+        "/chat/completions",
+        "/responses",
+        "/completions",
+        "/embeddings",
+    ]
+    .iter()
+    .any(|s| path.ends_with(s))
+    {
+        ApiShape::OpenAi
+    } else {
+        ApiShape::Plain
+    }
+}
+
+/// An error answer in the shape the caller understands, so an LLM agent shows the user a
+/// readable reason (and, being a 4xx other than 429, does not retry). Never holds a value.
+fn error_response(
+    req: &RequestInfo<'_>,
+    status: StatusCode,
+    message: String,
+    findings: Option<&[FindingRef<'_>]>,
+) -> Verdict {
+    let message = format!("{message} (request id {})", req.request_id);
+    let mut body = match api_shape(req.uri.path()) {
+        ApiShape::Plain => serde_json::json!({ "error": message }),
+        ApiShape::OpenAi => serde_json::json!({
+            "error": {
+                "message": message,
+                "type": "clawguard_blocked",
+                "param": null,
+                "code": "data_leak_prevented",
+            }
+        }),
+        ApiShape::Anthropic => serde_json::json!({
+            "type": "error",
+            "error": { "type": "permission_error", "message": message },
+        }),
+        ApiShape::Gemini => serde_json::json!({
+            "error": { "code": status.as_u16(), "message": message, "status": "PERMISSION_DENIED" }
+        }),
+    };
+    body["request_id"] = serde_json::json!(req.request_id);
+    if let Some(list) = findings {
+        body["findings"] = serde_json::json!(list);
+    }
+    json_response(status, body)
+}
+
 /// 403 naming the rules that caused the block; never the matched values.
 fn blocked(req: &RequestInfo<'_>, findings: &[Reported], outcomes: &[Outcome]) -> Verdict {
     let list: Vec<FindingRef<'_>> = findings
@@ -457,45 +525,43 @@ fn blocked(req: &RequestInfo<'_>, findings: &[Reported], outcomes: &[Outcome]) -
             location: &f.location,
         })
         .collect();
-    let mut kinds: Vec<&str> = list.iter().map(|f| f.category.as_str()).collect();
-    kinds.sort_unstable();
-    kinds.dedup();
-    json_response(
+    let mut what: Vec<String> = list
+        .iter()
+        .map(|f| format!("{} in {}", f.rule, f.location.as_str()))
+        .collect();
+    what.sort_unstable();
+    what.dedup();
+    error_response(
+        req,
         StatusCode::FORBIDDEN,
-        serde_json::json!({
-            "error": format!(
-                "Blocked by ClawGuard: {} finding(s) of sensitive data ({}) in this request",
-                list.len(),
-                kinds.join(", ")
-            ),
-            "request_id": req.request_id,
-            "findings": list,
-        }),
+        format!(
+            "Blocked by ClawGuard: this request carries sensitive data ({}) and was not sent",
+            what.join(", ")
+        ),
+        Some(&list),
     )
 }
 
 fn too_large_response(req: &RequestInfo<'_>, max: usize) -> Verdict {
-    json_response(
+    error_response(
+        req,
         StatusCode::PAYLOAD_TOO_LARGE,
-        serde_json::json!({
-            "error": format!(
-                "Blocked by ClawGuard: the request body is larger than the inspection limit \
-                 ({max} bytes after decompression) and cannot be checked"
-            ),
-            "request_id": req.request_id,
-        }),
+        format!(
+            "Blocked by ClawGuard: the request body is larger than the inspection limit \
+             ({max} bytes after decompression) and cannot be checked"
+        ),
+        None,
     )
 }
 
 fn undecodable_response(req: &RequestInfo<'_>, reason: &str) -> Verdict {
-    json_response(
+    error_response(
+        req,
         StatusCode::UNPROCESSABLE_ENTITY,
-        serde_json::json!({
-            "error": format!(
-                "Blocked by ClawGuard: the request body cannot be decoded for inspection ({reason})"
-            ),
-            "request_id": req.request_id,
-        }),
+        format!(
+            "Blocked by ClawGuard: the request body cannot be decoded for inspection ({reason})"
+        ),
+        None,
     )
 }
 
@@ -642,6 +708,42 @@ action = "log"
     }
 
     #[test]
+    fn block_envelopes_follow_the_api_shape() {
+        assert_eq!(api_shape("/v1/chat/completions"), ApiShape::OpenAi);
+        assert_eq!(api_shape("/openai/v1/responses"), ApiShape::OpenAi);
+        assert_eq!(api_shape("/v1/messages"), ApiShape::Anthropic);
+        assert_eq!(
+            api_shape("/v1beta/models/gemini-2.5-pro:streamGenerateContent"),
+            ApiShape::Gemini
+        );
+        assert_eq!(api_shape("/upload"), ApiShape::Plain);
+        let e = engine(Mode::Enforce, false);
+        let body = Bytes::from(format!(r#"{{"content": "my key is {TOKEN}"}}"#));
+        let anthropic = Req::new(
+            "https://api.example.com/v1/messages",
+            &[("content-type", "application/json")],
+        );
+        let (status, json) = response(&e.inspect(&anthropic.info(), &body));
+        assert_eq!(status, 403);
+        assert_eq!(json["type"], "error");
+        assert_eq!(json["error"]["type"], "permission_error");
+        assert!(json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Blocked by ClawGuard:"));
+        let plain = Req::new(
+            "https://example.com/upload",
+            &[("content-type", "application/json")],
+        );
+        let (_, json) = response(&e.inspect(&plain.info(), &body));
+        assert!(json["error"]
+            .as_str()
+            .unwrap()
+            .contains("(request id req-1)"));
+        assert_eq!(json["findings"][0]["location"], "body");
+    }
+
+    #[test]
     fn clean_request_passes() {
         let e = engine(Mode::Enforce, false);
         let body =
@@ -662,10 +764,13 @@ action = "log"
         assert_eq!(json["findings"][0]["rule"], "api-key");
         assert_eq!(json["findings"][0]["category"], "credential");
         assert_eq!(json["findings"][0]["location"], "body");
-        assert!(json["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("Blocked by ClawGuard: 1 finding(s)"));
+        // An OpenAI-shaped path gets OpenAI's error envelope, with a readable reason.
+        assert_eq!(json["error"]["type"], "clawguard_blocked");
+        assert_eq!(
+            json["error"]["message"],
+            "Blocked by ClawGuard: this request carries sensitive data (api-key in body) \
+             and was not sent (request id req-1)"
+        );
         let Verdict::Respond(r) = v else {
             unreachable!()
         };

@@ -30,6 +30,9 @@ enum Command {
     /// Manage the interception CA.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// Run a command wired to ClawGuard: an embedded proxy on an ephemeral loopback port
+    /// for the command's lifetime, proxy and CA variables set, its exit status returned.
+    Exec(ExecArgs),
     /// Scan files, directories or standard input for credentials and personal data.
     ///
     /// Exit status: 0 nothing found, 1 findings, 2 error.
@@ -145,6 +148,31 @@ struct RunArgs {
     admin: Option<std::net::SocketAddr>,
 }
 
+#[derive(Args)]
+struct ExecArgs {
+    /// The same options as `clawguard run` (`--listen` is ignored: the port is ephemeral).
+    #[command(flatten)]
+    run: RunArgs,
+    /// Run the command in its own network namespace whose only reachable endpoint is
+    /// ClawGuard: direct connections and DNS lookups fail instead of leaking (Linux).
+    #[arg(long)]
+    lockdown: bool,
+    /// Use a running ClawGuard (http://HOST:PORT) instead of starting one.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
+    /// NO_PROXY for the command; empty (the default) sends everything through ClawGuard.
+    #[arg(long, value_name = "LIST", default_value = "")]
+    no_proxy: String,
+    /// The command and its arguments (after `--`).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    command: Vec<std::ffi::OsString>,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormatArg {
     Text,
@@ -246,6 +274,24 @@ fn cmd_reload(admin: std::net::SocketAddr) -> Result<ExitCode> {
     Ok(ExitCode::from(if ok { 0 } else { 1 }))
 }
 
+fn cmd_exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
+    // Same configuration and egress policy as `run` (no root refusal: the command is the
+    // caller's own, and the embedded proxy only listens on loopback for it).
+    let cfg = config_source(a.run).load()?;
+    init_logging(cfg.log_format);
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let opts = clawguard::exec::ExecOptions {
+        lockdown: a.lockdown,
+        proxy: a.proxy,
+        no_proxy: a.no_proxy,
+        command: a.command,
+    };
+    let code = rt.block_on(clawguard::exec::run(cfg, opts))?;
+    // The runtime may hold blocking tasks (stdin readers of children): don't wait for them.
+    rt.shutdown_background();
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
 fn cmd_ca(cmd: CaCommand) -> anyhow::Result<()> {
     match cmd {
         CaCommand::Init { ca_dir: d, force } => {
@@ -279,6 +325,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => cmd_run(a).map(|()| ExitCode::SUCCESS),
         Command::Ca(c) => cmd_ca(c).map(|()| ExitCode::SUCCESS),
+        Command::Exec(a) => cmd_exec(a),
         Command::Scan(args) => cmd_scan(args),
         Command::Rules(RulesCommand::List { rules }) => cmd_rules_list(rules),
         Command::Rules(RulesCommand::Test { rules }) => cmd_rules_test(rules),

@@ -70,6 +70,15 @@ impl Action {
     }
 }
 
+/// How a rule's keywords are matched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeywordCase {
+    #[default]
+    Exact,
+    Any,
+}
+
 /// Cheap candidate generators for rules that have no literal keyword.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -88,12 +97,21 @@ pub struct Rule {
     pub category: Category,
     #[serde(default)]
     pub description: String,
-    /// Literal prefilter keywords (ASCII case-insensitive). The regex only runs near a hit.
+    /// Literal prefilter keywords, matched as written. The regex only runs near a hit.
     #[serde(default)]
     pub keywords: Vec<String>,
+    /// `exact` (default): keywords match as written — token prefixes are case-sensitive
+    /// by their spec. `any`: also their lower-case, UPPER-CASE and Capitalised forms,
+    /// for words such as `password` (`DB_PASSWORD`, `dbPassword`).
+    #[serde(default)]
+    pub keyword_case: KeywordCase,
     /// Candidate generator for keyword-less rules.
     #[serde(default)]
     pub trigger: Option<Trigger>,
+    /// With `trigger = "digits"`: the fewest digits a run must hold to be worth this
+    /// rule's regex (the item's own digit count; default 6). Keeps short numbers cheap.
+    #[serde(default)]
+    pub min_digits: Option<usize>,
     /// Confirmation regex (bytes, ASCII classes). A group named `secret` narrows the finding.
     pub regex: String,
     /// Checksum/shape validator run on the finding, e.g. `luhn`, `entropy(3.5)`.

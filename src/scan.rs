@@ -74,9 +74,11 @@ pub struct Scanner {
     keywords: Option<AhoCorasick>,
     /// For each keyword pattern id, the rules that asked for it.
     keyword_rules: Vec<Vec<u32>>,
-    digit_rules: Vec<u32>,
+    /// Digit-triggered rules with the fewest digits each needs, fewest first.
+    digit_rules: Vec<(usize, u32)>,
     at_rules: Vec<u32>,
     max_span: usize,
+    max_keyword_len: usize,
 }
 
 /// A place where one rule's regex should be tried.
@@ -112,10 +114,17 @@ impl Scanner {
                 Some(v) => Some(Validator::parse(v).map_err(err)?),
                 None => None,
             };
-            for kw in &rule.keywords {
-                let k = kw.as_bytes().to_ascii_lowercase();
+            for k in rule
+                .keywords
+                .iter()
+                .flat_map(|kw| keyword_forms(kw, rule.keyword_case))
+            {
                 match patterns.iter().position(|p| *p == k) {
-                    Some(p) => keyword_rules[p].push(idx),
+                    Some(p) => {
+                        if !keyword_rules[p].contains(&idx) {
+                            keyword_rules[p].push(idx);
+                        }
+                    }
                     None => {
                         patterns.push(k);
                         keyword_rules.push(vec![idx]);
@@ -123,7 +132,9 @@ impl Scanner {
                 }
             }
             match rule.trigger {
-                Some(Trigger::Digits) => digit_rules.push(idx),
+                Some(Trigger::Digits) => {
+                    digit_rules.push((rule.min_digits.unwrap_or(MIN_DIGIT_RUN), idx))
+                }
                 Some(Trigger::At) => at_rules.push(idx),
                 None => {}
             }
@@ -147,14 +158,18 @@ impl Scanner {
             });
             source.push(rule.clone());
         }
+        digit_rules.sort_unstable();
+        let max_keyword_len = patterns.iter().map(Vec::len).max().unwrap_or(0);
         let keywords = if patterns.is_empty() {
             None
         } else {
+            // Case-sensitive on purpose: with ASCII case folding aho-corasick can build no
+            // prefilter and walks the DFA byte by byte; exact keywords get its SIMD
+            // (Teddy) prefilter. Case-insensitive words are expanded in `keyword_forms`.
             Some(
                 AhoCorasick::builder()
                     .kind(Some(AhoCorasickKind::DFA))
                     .match_kind(MatchKind::Standard)
-                    .ascii_case_insensitive(true)
                     .build(&patterns)
                     .map_err(|e| ScanError::Keywords(e.to_string()))?,
             )
@@ -167,6 +182,7 @@ impl Scanner {
             digit_rules,
             at_rules,
             max_span,
+            max_keyword_len,
         })
     }
 
@@ -225,22 +241,46 @@ impl Scanner {
             });
         };
         if let Some(ac) = &self.keywords {
-            for m in ac.find_overlapping_iter(hay) {
-                for &rule in &self.keyword_rules[m.pattern().as_usize()] {
-                    push(rule, m.start(), m.end());
+            // Overlapping search gets no prefilter from aho-corasick, so find hits with
+            // the fast (SIMD-prefiltered) non-overlapping search, then list every keyword
+            // overlapping each hit in a small region around it. Duplicate candidates
+            // merge later, with the windows.
+            let reach = self.max_keyword_len;
+            let mut done = 0;
+            for hit in ac.find_iter(hay) {
+                let from = hit.start().saturating_sub(reach).max(done);
+                let to = (hit.end() + reach).min(len);
+                if from >= to {
+                    continue;
                 }
+                let region = aho_corasick::Input::new(hay).range(from..to);
+                for m in ac.find_overlapping_iter(region) {
+                    for &rule in &self.keyword_rules[m.pattern().as_usize()] {
+                        push(rule, m.start(), m.end());
+                    }
+                }
+                done = to.saturating_sub(reach);
             }
         }
         if !self.at_rules.is_empty() {
             for pos in memchr::memchr_iter(b'@', hay) {
-                for &rule in &self.at_rules {
-                    push(rule, pos, pos + 1);
+                // An address has a local-part byte before the `@` and a domain byte after
+                // it; decorators (`@property`) and `@@` do not.
+                let before = pos > 0 && is_local_part_byte(hay[pos - 1]);
+                let after = hay.get(pos + 1).is_some_and(u8::is_ascii_alphanumeric);
+                if before && after {
+                    for &rule in &self.at_rules {
+                        push(rule, pos, pos + 1);
+                    }
                 }
             }
         }
         if !self.digit_rules.is_empty() {
-            for_each_digit_run(hay, |s, e| {
-                for &rule in &self.digit_rules {
+            for_each_digit_run(hay, |s, e, digits| {
+                for &(min, rule) in &self.digit_rules {
+                    if digits < min {
+                        break;
+                    }
                     push(rule, s, e);
                 }
             });
@@ -317,34 +357,34 @@ impl Scanner {
     ) -> std::io::Result<u64> {
         let overlap = self.max_span.max(16 * 1024);
         let chunk = chunk.max(overlap * 2);
-        let mut buf: Vec<u8> = Vec::with_capacity(chunk + overlap);
-        let mut base: u64 = 0; // absolute offset of buf[0]
+        // Zeroed once; each window refills it in place (no per-window memset).
+        let mut storage = vec![0u8; chunk + overlap];
+        let mut filled = 0usize;
+        let mut base: u64 = 0; // absolute offset of storage[0]
         let mut lines_before_base: usize = 0;
         let mut reported_upto: u64 = 0;
         let mut total: u64 = 0;
         loop {
             let mut eof = false;
-            while buf.len() < chunk + overlap {
-                let old = buf.len();
-                buf.resize(chunk + overlap, 0);
-                match reader.read(&mut buf[old..]) {
+            while filled < storage.len() {
+                match reader.read(&mut storage[filled..]) {
                     Ok(0) => {
-                        buf.truncate(old);
                         eof = true;
                         break;
                     }
                     Ok(n) => {
-                        buf.truncate(old + n);
+                        filled += n;
                         total += n as u64;
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(old),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(e),
                 }
             }
+            let buf = &storage[..filled];
             let limit = if eof { buf.len() } else { buf.len() - overlap };
             // Findings come sorted by start: count newlines incrementally.
             let (mut cursor, mut line) = (0usize, lines_before_base + 1);
-            for mut f in self.scan(&buf) {
+            for mut f in self.scan(buf) {
                 let abs = base + f.start as u64;
                 if abs < reported_upto || f.start >= limit {
                     continue;
@@ -364,15 +404,41 @@ impl Scanner {
             let keep = limit.min(overlap);
             let drop = limit - keep;
             lines_before_base += memchr::memchr_iter(b'\n', &buf[..drop]).count();
-            buf.drain(..drop);
+            storage.copy_within(drop..filled, 0);
+            filled -= drop;
             base += drop as u64;
         }
     }
 }
 
-/// Call `f(start, end)` for every run of at least [`MIN_DIGIT_RUN`] ASCII digits, where
-/// single spaces or dashes between digits do not break the run (`6222 0200 1234`).
-fn for_each_digit_run(hay: &[u8], mut f: impl FnMut(usize, usize)) {
+/// The byte strings a keyword is searched as: as written, and for `KeywordCase::Any` also
+/// lower-case, UPPER-CASE and Capitalised (first ASCII letter upper, rest lower).
+fn keyword_forms(kw: &str, case: crate::rules::KeywordCase) -> Vec<Vec<u8>> {
+    let mut forms = vec![kw.as_bytes().to_vec()];
+    if case == crate::rules::KeywordCase::Any {
+        let lower = kw.as_bytes().to_ascii_lowercase();
+        let mut capital = lower.clone();
+        if let Some(c) = capital.iter_mut().find(|b| b.is_ascii_alphabetic()) {
+            c.make_ascii_uppercase();
+        }
+        forms.extend([lower, kw.as_bytes().to_ascii_uppercase(), capital]);
+    }
+    let mut unique: Vec<Vec<u8>> = Vec::with_capacity(forms.len());
+    for f in forms {
+        if !unique.contains(&f) {
+            unique.push(f);
+        }
+    }
+    unique
+}
+
+fn is_local_part_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-')
+}
+
+/// Call `f(start, end, digits)` for every run of at least [`MIN_DIGIT_RUN`] ASCII digits,
+/// where single spaces or dashes between digits do not break the run (`6222 0200 1234`).
+fn for_each_digit_run(hay: &[u8], mut f: impl FnMut(usize, usize, usize)) {
     let n = hay.len();
     let mut i = 0;
     while i < n {
@@ -396,7 +462,7 @@ fn for_each_digit_run(hay: &[u8], mut f: impl FnMut(usize, usize)) {
             break;
         }
         if count >= MIN_DIGIT_RUN {
-            f(start, end);
+            f(start, end, count);
         }
     }
 }
@@ -502,12 +568,23 @@ mod tests {
     }
 
     #[test]
+    fn keyword_case_forms() {
+        use crate::rules::KeywordCase::{Any, Exact};
+        assert_eq!(keyword_forms("AKIA", Exact), vec![b"AKIA".to_vec()]);
+        let forms = keyword_forms("_token", Any);
+        for f in [&b"_token"[..], b"_TOKEN", b"_Token"] {
+            assert!(forms.contains(&f.to_vec()), "{forms:?}");
+        }
+        assert_eq!(keyword_forms("密码", Any), vec!["密码".as_bytes().to_vec()]);
+    }
+
+    #[test]
     fn digit_runs_join_single_separators() {
         let mut runs = Vec::new();
-        for_each_digit_run(b"tel 138 0013 8000, id 12345 x 1234567", |s, e| {
-            runs.push((s, e))
+        for_each_digit_run(b"tel 138 0013 8000, id 12345 x 1234567", |s, e, n| {
+            runs.push((s, e, n))
         });
-        assert_eq!(runs, vec![(4, 17), (30, 37)]);
+        assert_eq!(runs, vec![(4, 17, 11), (30, 37, 7)]);
     }
 
     /// A reader that hands out a few bytes at a time, like a slow socket.

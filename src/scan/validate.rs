@@ -20,6 +20,10 @@ pub enum Validator {
     PhoneIntl,
     Email,
     Jwt,
+    /// A value assigned to a password/secret/token key that looks like a secret, not code.
+    SecretValue,
+    /// A national-format phone number (NANP, mainland China, trunk-prefix `0…`).
+    PhoneNational,
     /// Shannon entropy of the value, in bits per byte, at least this much.
     Entropy(f64),
 }
@@ -50,11 +54,13 @@ impl Validator {
             "phone_intl" => Validator::PhoneIntl,
             "email" => Validator::Email,
             "jwt" => Validator::Jwt,
+            "secret_value" => Validator::SecretValue,
+            "phone_national" => Validator::PhoneNational,
             other => {
                 return Err(format!(
                     "unknown validator `{other}` (known: luhn, payment_card, cn_bank_card, \
                      cn_resident_id, cn_mobile, iban, hkid, twid, github_crc32, us_ssn, \
-                     phone_intl, email, jwt, entropy(N))"
+                     phone_intl, phone_national, email, jwt, secret_value, entropy(N))"
                 ))
             }
         })
@@ -75,6 +81,8 @@ impl Validator {
             Validator::PhoneIntl => phone_intl(v),
             Validator::Email => email(v),
             Validator::Jwt => jwt(v),
+            Validator::SecretValue => secret_value(v),
+            Validator::PhoneNational => phone_national(&digits(v)),
             Validator::Entropy(min) => entropy(v) >= min,
         }
     }
@@ -172,6 +180,18 @@ pub fn is_real_date(y: u32, m: u32, d: u32) -> bool {
 /// 18-character resident identity number, GB 11643-1999: region, real birth date,
 /// sequence, ISO 7064 MOD 11-2 check character (`0-9` or `X`).
 pub fn cn_resident_id(v: &[u8]) -> bool {
+    // Grouped forms (`110105 19491231 002X`) are checked without their separators.
+    let compact: Vec<u8>;
+    let v = if v.len() > 18 {
+        compact = v
+            .iter()
+            .copied()
+            .filter(|b| !matches!(b, b' ' | b'-'))
+            .collect();
+        &compact[..]
+    } else {
+        v
+    };
     if v.len() != 18 || !v[..17].iter().all(u8::is_ascii_digit) {
         return false;
     }
@@ -198,7 +218,12 @@ pub fn cn_mobile(d: &[u8]) -> bool {
     } else {
         d
     };
-    d.len() == 11 && d[0] == 1 && (3..=9).contains(&d[1])
+    d.len() == 11
+        && d[0] == 1
+        && (3..=9).contains(&d[1])
+        // Round numbers and 2^34 are constants in code, not subscribers.
+        && !d[3..].iter().all(|&x| x == d[3])
+        && d != [1, 7, 1, 7, 9, 8, 6, 9, 1, 8, 4]
 }
 
 /// IBAN length per country (ISO 13616 registry).
@@ -479,6 +504,111 @@ pub fn phone_intl(v: &[u8]) -> bool {
     false
 }
 
+/// A national-format number next to a phone context word: North American (NANP,
+/// optionally with the `1` prefix; no N00/N11/toll-free area codes, no 555-01xx
+/// fiction numbers), a mainland mobile, or a trunk-prefixed number `0…` of 10-12 digits
+/// (mainland landlines `010-…`, `0755-…`, most European national forms).
+/// Service numbers (`400`/`800` hotlines) are not personal and are rejected.
+pub fn phone_national(d: &[u8]) -> bool {
+    if cn_mobile(d) {
+        return true;
+    }
+    if d.first() == Some(&0) {
+        return (10..=12).contains(&d.len()) && d[1] != 0;
+    }
+    let d = if d.len() == 11 && d[0] == 1 {
+        &d[1..]
+    } else {
+        d
+    };
+    if d.len() != 10 || d[0] < 2 || d[3] < 2 {
+        return false;
+    }
+    let area = prefix_num(d, 3);
+    let exch = prefix_num(&d[3..], 3);
+    let line = prefix_num(&d[6..], 4);
+    let toll_free = matches!(area, 800 | 833 | 844 | 855 | 866 | 877 | 888);
+    area % 100 != 0
+        && area % 100 != 11
+        && !toll_free
+        && exch % 100 != 11
+        && !(exch == 555 && (100..=199).contains(&line))
+}
+
+/// Does `v` look like a secret someone assigned to a `password`/`secret`/`token` key,
+/// rather than code (`getpass.getpass`, `self.password`, `os.environ`), a variable
+/// reference (`$DB_PASS`), a type name or a plain word? Printable ASCII, 8-200 bytes, not
+/// a dotted identifier path, at least three character classes (lower, upper, digit,
+/// symbol other than `_ . -`), or two classes when at least 10 long and not a camelCase
+/// word; and some randomness (entropy >= 2.5 bits per byte).
+pub fn secret_value(v: &[u8]) -> bool {
+    if !(8..=200).contains(&v.len()) || !v.iter().all(|b| (0x21..0x7f).contains(b)) {
+        return false;
+    }
+    if matches!(
+        v[0],
+        b'$' | b'%' | b'{' | b'(' | b'[' | b'&' | b'*' | b'@' | b'/' | b'~'
+    ) || v.starts_with(b"./")
+        || v.starts_with(b"../")
+        || memchr::memmem::find(v, b"://").is_some()
+    {
+        return false;
+    }
+    // A file name, not a secret: `key.pem`, `secrets.json`.
+    const FILE_EXT: &[&[u8]] = &[
+        b".pem", b".key", b".json", b".txt", b".yaml", b".yml", b".toml", b".env", b".crt",
+        b".cfg", b".conf", b".ini", b".py", b".js", b".p12", b".pfx", b".jks", b".gpg",
+    ];
+    if FILE_EXT
+        .iter()
+        .any(|e| v.len() > e.len() && v[v.len() - e.len()..].eq_ignore_ascii_case(e))
+    {
+        return false;
+    }
+    let ident = |p: &[u8]| {
+        !p.is_empty()
+            && (p[0].is_ascii_alphabetic() || p[0] == b'_')
+            && p.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    };
+    if v.contains(&b'.') && v.split(|&b| b == b'.').all(ident) {
+        return false;
+    }
+    // Characters per class: lower, upper, digit, symbol (other than `_ . -`).
+    let mut n = [0usize; 4];
+    for &b in v {
+        match b {
+            b'a'..=b'z' => n[0] += 1,
+            b'A'..=b'Z' => n[1] += 1,
+            b'0'..=b'9' => n[2] += 1,
+            b'_' | b'.' | b'-' => {}
+            _ => n[3] += 1,
+        }
+    }
+    let classes = n.iter().filter(|&&c| c > 0).count();
+    // With only two classes, a lone character of one (`anonymous@`, `Config1`) is not
+    // enough mixing.
+    let two_mixed = classes == 2 && n.iter().all(|&c| c == 0 || c >= 2);
+    // Letters only, lower-case runs of three or more on average and at most one of
+    // length one: words joined in camel case (`PasswordField`, `CFStringRef`,
+    // `ZeroizeOnDrop`), not random mixed case (`WqxMbTsQRvEk`).
+    let camel_word = v.iter().all(u8::is_ascii_alphabetic) && {
+        let runs = v.split(u8::is_ascii_uppercase).filter(|r| !r.is_empty());
+        let (count, ones, total) = runs.fold((0, 0, 0), |(c, o, t), r| {
+            (c + 1, o + usize::from(r.len() == 1), t + r.len())
+        });
+        count > 0 && ones <= 1 && total >= 3 * count
+    };
+    // A snake_case identifier (`_bindgen_ty_22`) needs all three letter/digit classes.
+    let snake_ident = v.contains(&b'_')
+        && v.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        && n[..3].contains(&0);
+    if snake_ident {
+        return false;
+    }
+    let shaped = classes >= 3 || (two_mixed && v.len() >= 10 && !camel_word);
+    shaped && entropy(v) >= 2.5
+}
+
 /// File extensions that follow `@` in asset names (`icon@2x.png`), not mail domains.
 const NOT_TLDS: &[&str] = &[
     "png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "js", "ts", "css", "map", "json", "py",
@@ -577,6 +707,8 @@ mod tests {
         // The example of GB 11643-1999 itself.
         assert!(cn_resident_id(b"11010519491231002X"));
         assert!(cn_resident_id(b"11010519491231002x"));
+        assert!(cn_resident_id(b"110105 19491231 002X"));
+        assert!(cn_resident_id(b"110105-19491231-002X"));
         assert!(!cn_resident_id(b"110105194912310021"));
         // Calendar: 30 February does not exist.
         assert!(!cn_resident_id(b"110105194902300027"));
@@ -641,11 +773,48 @@ mod tests {
         assert!(cn_mobile(&d("138 0013 8000")));
         assert!(cn_mobile(&d("+86 138-0013-8000")));
         assert!(!cn_mobile(&d("12800138000")));
+        assert!(!cn_mobile(&d("15000000000")));
+        assert!(!cn_mobile(&d("17179869184")));
         assert!(phone_intl(b"+44 20 7946 0958"));
         assert!(phone_intl(b"+1 415 555 2671"));
         assert!(phone_intl(b"+86 138 0013 8000"));
         assert!(!phone_intl(b"+1 415 555 267"));
         assert!(!phone_intl(b"+999 1234 5678"));
+    }
+
+    #[test]
+    fn national_phones() {
+        assert!(phone_national(&d("(415) 555-2671")));
+        assert!(phone_national(&d("1-415-555-2671")));
+        assert!(phone_national(&d("010-6552 9988")));
+        assert!(phone_national(&d("0755-8613 0000")));
+        assert!(phone_national(&d("139 1234 5678")));
+        assert!(!phone_national(&d("400-617-3052")));
+        assert!(!phone_national(&d("800-555-0199")));
+        assert!(!phone_national(&d("212-555-0123")));
+        assert!(!phone_national(&d("123-456-7890")));
+    }
+
+    #[test]
+    fn secret_values() {
+        assert!(secret_value(b"Tq7#vLp2xW9m"));
+        assert!(secret_value(b"hunter2hunter42"));
+        assert!(secret_value(b"WqxLMbTsQRvE"));
+        assert!(!secret_value(b"getpass.getpass"));
+        assert!(!secret_value(b"self._password"));
+        assert!(!secret_value(b"DB_PASSWORD"));
+        assert!(!secret_value(b"PasswordField"));
+        assert!(!secret_value(b"password"));
+        assert!(!secret_value(b"$DB_PASS_1"));
+        assert!(!secret_value(b"aaaaaaaaA1"));
+        assert!(!secret_value(b"/etc/app/secrets/key.pem"));
+        assert!(!secret_value(b"https://example.org/reset"));
+        assert!(!secret_value(b"config/Secrets.json"));
+        assert!(!secret_value(b"anonymous@"));
+        assert!(!secret_value(b"CFStringRef"));
+        assert!(!secret_value(b"ZeroizeOnDrop"));
+        assert!(!secret_value(b"_bindgen_ty_22"));
+        assert!(secret_value(b"WqxMbTsQRvEk"));
     }
 
     #[test]
@@ -668,7 +837,7 @@ mod tests {
     #[test]
     fn entropy_measures_randomness() {
         assert!(entropy(b"aaaaaaaaaaaaaaaa") < 0.1);
-        assert!(entropy(b"Wintert3oILT9RIK") > 3.0);
+        assert!(entropy(b"Tq7vLp2xW9mK4nR8") > 3.0);
         assert!(Validator::parse("entropy(3.5)").is_ok());
         assert!(Validator::parse("entropy(x)").is_err());
         assert!(Validator::parse("nope").is_err());
