@@ -195,6 +195,15 @@ impl AuditLog {
         Ok((AuditLog { tx }, handle))
     }
 
+    /// Queue a record without ever blocking. Hands the event back when it was not queued
+    /// (queue full, or the writer stopped): the caller then waits where it may block.
+    pub fn try_record(&self, event: AuditEvent) -> Option<AuditEvent> {
+        match self.tx.try_send(event) {
+            Ok(()) => None,
+            Err(mpsc::TrySendError::Full(ev) | mpsc::TrySendError::Disconnected(ev)) => Some(ev),
+        }
+    }
+
     /// Queue a record. Blocks only when thousands are already queued (backpressure
     /// rather than silently dropping audit records).
     pub fn record(&self, event: AuditEvent) {

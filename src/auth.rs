@@ -50,6 +50,13 @@ impl Authenticator {
         self.users.is_empty()
     }
 
+    /// The user for a header that verified before (no Argon2 work): the data path tries
+    /// this first and runs [`Authenticator::check`] off the async workers otherwise.
+    pub fn check_cached(&self, header: &[u8]) -> Option<String> {
+        let digest: [u8; 32] = Sha256::digest(header).into();
+        self.verified.get(&digest).map(|u| u.clone())
+    }
+
     /// The user name if the `Proxy-Authorization` header value holds valid credentials.
     pub fn check(&self, header: Option<&[u8]>) -> Option<String> {
         let header = header?;
@@ -89,6 +96,13 @@ impl Authenticator {
 fn split_scheme(h: &[u8]) -> Option<(&[u8], &[u8])> {
     let sp = h.iter().position(|&b| b == b' ')?;
     Some((&h[..sp], &h[sp + 1..]))
+}
+
+/// Whether `hash` is a PHC string (config validation, so a typo fails the load).
+pub fn check_hash(name: &str, hash: &str) -> Result<(), AuthError> {
+    PasswordHash::new(hash)
+        .map(|_| ())
+        .map_err(|e| AuthError::BadHash(name.to_string(), e.to_string()))
 }
 
 /// Argon2id PHC string for a password (random salt, the crate's default cost).

@@ -87,6 +87,76 @@ pub struct Config {
     /// Listen on a non-loopback address without `users` (explicit opt-in).
     #[serde(default)]
     pub allow_unauthenticated: bool,
+    /// Run as root (euid 0); refused otherwise (explicit opt-in).
+    #[serde(default)]
+    pub allow_root: bool,
+}
+
+/// Command-line values that override the file. Kept as a value (not applied once and
+/// forgotten) so a live reload re-reads the file and applies the same flags again.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub mode: Option<Mode>,
+    pub rules_dir: Option<PathBuf>,
+    pub ca_dir: Option<PathBuf>,
+    pub upstream_ca: Vec<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    pub allow_private: bool,
+    pub allow_unauthenticated: bool,
+    pub allow_root: bool,
+    pub audit_log: Option<PathBuf>,
+    pub audit_key: Option<PathBuf>,
+    pub admin: Option<SocketAddr>,
+}
+
+/// Where the running configuration comes from: an optional file plus flags.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    pub file: Option<PathBuf>,
+    pub overrides: Overrides,
+}
+
+impl ConfigSource {
+    /// Read the file (or the embedded defaults), apply the flags, then validate the
+    /// result: a check like "non-loopback listen needs users" must see the flags.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let (name, mut cfg) = match &self.file {
+            Some(p) => (p.display().to_string(), Config::load_unvalidated(p)?),
+            None => ("<embedded default>".to_string(), Config::embedded()),
+        };
+        let o = &self.overrides;
+        if let Some(l) = o.listen {
+            cfg.listen = l;
+        }
+        if let Some(m) = o.mode {
+            cfg.mode = m;
+        }
+        if let Some(r) = &o.rules_dir {
+            cfg.rules_dir = Some(r.clone());
+        }
+        if let Some(d) = &o.ca_dir {
+            cfg.ca_dir = d.clone();
+        }
+        cfg.upstream_ca.extend(o.upstream_ca.iter().cloned());
+        if let Some(f) = o.log_format {
+            cfg.log_format = f;
+        }
+        cfg.egress.allow_private |= o.allow_private;
+        cfg.allow_unauthenticated |= o.allow_unauthenticated;
+        cfg.allow_root |= o.allow_root;
+        if let Some(a) = &o.audit_log {
+            cfg.audit_log = Some(a.clone());
+        }
+        if let Some(k) = &o.audit_key {
+            cfg.audit_key = Some(k.clone());
+        }
+        if let Some(a) = o.admin {
+            cfg.admin = Some(a);
+        }
+        cfg.validate(&name)?;
+        Ok(cfg)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,15 +187,29 @@ impl Config {
 
     /// Read a file; keys it leaves out keep their default values.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let cfg = Config::load_unvalidated(path)?;
+        cfg.validate(&path.display().to_string())?;
+        Ok(cfg)
+    }
+
+    /// Read a file without [`Config::validate`] (flags still to be applied).
+    pub fn load_unvalidated(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&path.display().to_string(), &text)
+        Config::parse_unvalidated(&path.display().to_string(), &text)
     }
 
     /// Parse `text` merged over the embedded defaults.
     pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
+        let cfg = Config::parse_unvalidated(name, text)?;
+        cfg.validate(name)?;
+        Ok(cfg)
+    }
+
+    /// [`Config::parse`] without the final [`Config::validate`].
+    pub fn parse_unvalidated(name: &str, text: &str) -> Result<Config, ConfigError> {
         let parse_err = |e: toml::de::Error, src: &str| ConfigError::Parse {
             path: name.to_string(),
             line: e
@@ -159,7 +243,6 @@ impl Config {
                 message: e.message().to_string(),
             }
         })?;
-        cfg.validate(name)?;
         Ok(cfg)
     }
 
@@ -181,6 +264,9 @@ impl Config {
                  (clawguard user add NAME) or set allow_unauthenticated = true",
                 self.listen
             )));
+        }
+        for (name, hash) in &self.users {
+            crate::auth::check_hash(name, hash).map_err(|e| invalid(e.to_string()))?;
         }
         for g in &self.bypass {
             if g.is_empty() || g.contains(char::is_whitespace) {
@@ -267,6 +353,36 @@ mod tests {
         assert!(e.to_string().starts_with("t.toml:"), "{e}");
         let e = Config::parse("t.toml", "bogus_key = 1\n").unwrap_err();
         assert!(e.to_string().contains("bogus_key"), "{e}");
+    }
+
+    #[test]
+    fn flags_apply_before_validation() {
+        let dir = std::env::temp_dir().join(format!("cg-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "listen = \"0.0.0.0:8383\"\n").unwrap();
+        let mut src = ConfigSource {
+            file: Some(file.clone()),
+            overrides: Overrides::default(),
+        };
+        let e = src.load().unwrap_err().to_string();
+        assert!(e.contains("refusing to listen on 0.0.0.0:8383"), "{e}");
+        src.overrides.allow_unauthenticated = true;
+        src.overrides.allow_private = true;
+        let c = src.load().unwrap();
+        assert!(c.egress.allow_private && c.allow_unauthenticated);
+        // A flag can also make an acceptable file unacceptable.
+        std::fs::write(&file, "").unwrap();
+        src.overrides.allow_unauthenticated = false;
+        src.overrides.listen = Some("0.0.0.0:1".parse().unwrap());
+        assert!(src.load().is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_user_hash_is_a_config_error() {
+        let e = Config::parse("t.toml", "[users]\nalice = \"not-a-hash\"\n").unwrap_err();
+        assert!(e.to_string().contains("alice"), "{e}");
     }
 
     #[test]

@@ -9,7 +9,6 @@
 //! DNS lookup in the command finds no route instead of leaking.
 
 use crate::config::Config;
-use crate::inspect::Engine;
 use crate::proxy::{self, ProxyError, ProxyState};
 use crate::tls::{CertificateAuthority, TlsError};
 use std::ffi::{CString, OsString};
@@ -73,8 +72,8 @@ pub async fn run(cfg: Config, opts: ExecOptions) -> Result<i32, ExecError> {
         }
         None => {
             let ca = Arc::new(CertificateAuthority::load_or_create(&cfg.ca_dir())?);
-            let engine = Arc::new(Engine::new(&cfg)?);
-            Some(ProxyState::new(cfg, engine, ca)?)
+            // No config source: the embedded proxy lives as long as the command; no reload.
+            Some(ProxyState::new(cfg, ca, None)?)
         }
     };
     let bundle = trust_bundle(&ca_path)?;

@@ -30,6 +30,9 @@ pub struct RequestInfo<'a> {
     pub headers: &'a http::HeaderMap,
     pub client: std::net::SocketAddr,
     pub request_id: &'a str,
+    /// Per-destination floor from the egress policy (`findings = "block"` on a paste
+    /// site): every finding on this request is treated at least this strictly.
+    pub floor: Option<Action>,
 }
 
 #[derive(Debug)]
@@ -59,6 +62,11 @@ pub struct Reported {
     pub header: Option<String>,
     /// Masked preview ([`scan::preview`]).
     pub preview: String,
+    /// Keyed fingerprint of the matched bytes, when the engine has a
+    /// [`Fingerprinter`](crate::audit::Fingerprinter): the only form in which a matched
+    /// value leaves the engine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
     pub outcome: Outcome,
 }
 
@@ -93,6 +101,7 @@ pub struct Engine {
     mode: Mode,
     fail_open: bool,
     max_inspect_bytes: usize,
+    fingerprinter: Option<crate::audit::Fingerprinter>,
 }
 
 /// A finding in one of the request's segments.
@@ -124,7 +133,18 @@ impl Engine {
             mode,
             fail_open,
             max_inspect_bytes,
+            fingerprinter: None,
         })
+    }
+
+    /// Report a keyed fingerprint of every matched value in [`Reported::fingerprint`].
+    pub fn with_fingerprinter(mut self, f: crate::audit::Fingerprinter) -> Engine {
+        self.fingerprinter = Some(f);
+        self
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     pub fn scanner(&self) -> &Arc<Scanner> {
@@ -197,7 +217,12 @@ impl Engine {
         for (i, seg) in segs.iter().enumerate() {
             for finding in self.scanner.scan(&seg.view) {
                 let rule = self.scanner.rule(&finding);
-                let outcome = policy::outcome(rule, &seg.location, req.host, redactable(seg));
+                let can_redact = redactable(seg);
+                let outcome = raise(
+                    policy::outcome(rule, &seg.location, req.host, can_redact),
+                    req.floor,
+                    can_redact,
+                );
                 hits.push(Hit {
                     seg: i,
                     finding,
@@ -230,6 +255,10 @@ impl Engine {
                         _ => None,
                     },
                     preview: scan::preview(&seg.view[h.finding.start..h.finding.end]),
+                    fingerprint: self
+                        .fingerprinter
+                        .as_ref()
+                        .map(|f| f.fingerprint(&seg.view[h.finding.start..h.finding.end])),
                     outcome: h.outcome,
                 }
             })
@@ -296,6 +325,23 @@ impl Engine {
             },
         };
         (verdict, report)
+    }
+}
+
+/// Apply a destination's findings floor: `block` blocks every finding (home-host ones
+/// too: the operator said nothing goes there); `redact` redacts what can be rewritten and
+/// blocks the rest; `log` changes nothing (every finding is logged anyway).
+fn raise(outcome: Outcome, floor: Option<Action>, redactable: bool) -> Outcome {
+    match floor {
+        Some(Action::Block) => Outcome::Block,
+        Some(Action::Redact) if outcome != Outcome::Block => {
+            if redactable {
+                Outcome::Redact
+            } else {
+                Outcome::Block
+            }
+        }
+        _ => outcome,
     }
 }
 
@@ -562,6 +608,32 @@ validator = "email"
 action = "log"
 "#;
 
+    #[test]
+    fn findings_floor_raises_outcomes() {
+        assert_eq!(
+            raise(Outcome::Log, Some(Action::Block), true),
+            Outcome::Block
+        );
+        assert_eq!(
+            raise(Outcome::HomeHost, Some(Action::Block), false),
+            Outcome::Block
+        );
+        assert_eq!(
+            raise(Outcome::Log, Some(Action::Redact), true),
+            Outcome::Redact
+        );
+        assert_eq!(
+            raise(Outcome::Log, Some(Action::Redact), false),
+            Outcome::Block
+        );
+        assert_eq!(
+            raise(Outcome::Block, Some(Action::Redact), true),
+            Outcome::Block
+        );
+        assert_eq!(raise(Outcome::Log, Some(Action::Log), true), Outcome::Log);
+        assert_eq!(raise(Outcome::Redact, None, true), Outcome::Redact);
+    }
+
     const TOKEN: &str = "sk-proj-Zq8vN3kLm2Rt5Xw9Yb4Hc7Jd";
     const TG: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawq";
 
@@ -595,6 +667,7 @@ action = "log"
 
         fn info(&self) -> RequestInfo<'_> {
             RequestInfo {
+                floor: None,
                 method: &self.method,
                 uri: &self.uri,
                 host: self.uri.host().unwrap(),

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clawguard::config::{Config, LogFormat, Mode};
+use clawguard::config::{Config, ConfigSource, LogFormat, Mode, Overrides};
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +46,13 @@ enum Command {
     /// Work with the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Ask a running proxy to re-read its config file and rule packs (POST /reload on
+    /// its admin listener). Sending SIGHUP to the process does the same.
+    Reload {
+        /// The proxy's admin address.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9383")]
+        admin: std::net::SocketAddr,
+    },
 }
 
 #[derive(Subcommand)]
@@ -120,6 +127,25 @@ struct RunArgs {
     /// text or json.
     #[arg(long, value_enum)]
     log_format: Option<LogFormatArg>,
+    /// Allow destinations on loopback and private ranges (config `egress.allow_private`).
+    /// Cloud metadata endpoints stay denied.
+    #[arg(long)]
+    allow_private: bool,
+    /// Allow a non-loopback listen address without [users] (config `allow_unauthenticated`).
+    #[arg(long)]
+    allow_unauthenticated: bool,
+    /// Allow running as root (config `allow_root`).
+    #[arg(long)]
+    allow_root: bool,
+    /// Append a hash-chained audit record per decision to FILE (config `audit_log`).
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
+    /// HMAC key file for audit records and fingerprints (config `audit_key`).
+    #[arg(long, value_name = "FILE")]
+    audit_key: Option<PathBuf>,
+    /// Admin listener for /metrics, /healthz, /readyz, POST /reload (config `admin`).
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args)]
@@ -170,31 +196,27 @@ enum CaCommand {
     },
 }
 
-fn run_config(a: RunArgs) -> anyhow::Result<Config> {
-    let mut cfg = match &a.config {
-        Some(p) => Config::load(p)?,
-        None => Config::embedded(),
-    };
-    if let Some(l) = a.listen {
-        cfg.listen = l;
+fn config_source(a: RunArgs) -> ConfigSource {
+    ConfigSource {
+        file: a.config,
+        overrides: Overrides {
+            listen: a.listen,
+            mode: a.mode,
+            rules_dir: a.rules,
+            ca_dir: a.ca_dir,
+            upstream_ca: a.upstream_ca,
+            log_format: a.log_format.map(|f| match f {
+                LogFormatArg::Text => LogFormat::Text,
+                LogFormatArg::Json => LogFormat::Json,
+            }),
+            allow_private: a.allow_private,
+            allow_unauthenticated: a.allow_unauthenticated,
+            allow_root: a.allow_root,
+            audit_log: a.audit_log,
+            audit_key: a.audit_key,
+            admin: a.admin,
+        },
     }
-    if let Some(m) = a.mode {
-        cfg.mode = m;
-    }
-    if let Some(r) = a.rules {
-        cfg.rules_dir = Some(r);
-    }
-    if let Some(d) = a.ca_dir {
-        cfg.ca_dir = d;
-    }
-    cfg.upstream_ca.extend(a.upstream_ca);
-    if let Some(f) = a.log_format {
-        cfg.log_format = match f {
-            LogFormatArg::Text => LogFormat::Text,
-            LogFormatArg::Json => LogFormat::Json,
-        };
-    }
-    Ok(cfg)
 }
 
 fn ca_dir(flag: Option<PathBuf>) -> PathBuf {
@@ -218,15 +240,44 @@ fn init_logging(format: LogFormat) {
 }
 
 fn cmd_run(a: RunArgs) -> anyhow::Result<()> {
-    let cfg = run_config(a)?;
+    let source = config_source(a);
+    let cfg = source.load()?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    anyhow::ensure!(
+        euid != 0 || cfg.allow_root,
+        "refusing to run as root: a proxy that parses untrusted traffic should run as an \
+         unprivileged user (pass --allow-root or set allow_root = true to override)"
+    );
     init_logging(cfg.log_format);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(clawguard::proxy::run(cfg))?;
+    rt.block_on(clawguard::proxy::run(cfg, source))?;
     Ok(())
 }
 
+/// POST /reload to the admin listener with a plain HTTP/1.1 exchange.
+fn cmd_reload(admin: std::net::SocketAddr) -> Result<ExitCode> {
+    use std::net::TcpStream;
+    let timeout = std::time::Duration::from_secs(120);
+    let mut s = TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(10))
+        .with_context(|| format!("connecting to the admin listener at {admin}"))?;
+    s.set_read_timeout(Some(timeout))?;
+    write!(
+        s,
+        "POST /reload HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let ok = head.starts_with("HTTP/1.1 200");
+    println!("{}", body.trim());
+    Ok(ExitCode::from(if ok { 0 } else { 1 }))
+}
+
 fn cmd_exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
-    let cfg = run_config(a.run)?;
+    // Same configuration and egress policy as `run` (no root refusal: the command is the
+    // caller's own, and the embedded proxy only listens on loopback for it).
+    let cfg = config_source(a.run).load()?;
     init_logging(cfg.log_format);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let opts = clawguard::exec::ExecOptions {
@@ -280,6 +331,7 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Test { rules }) => cmd_rules_test(rules),
         Command::User(UserCommand::Add { name }) => cmd_user_add(&name),
         Command::Audit(AuditCommand::Verify { file, key }) => cmd_audit_verify(file, key),
+        Command::Reload { admin } => cmd_reload(admin),
     };
     match result {
         Ok(code) => code,

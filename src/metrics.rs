@@ -55,32 +55,61 @@ impl Histogram {
     }
 }
 
+/// Separates label values inside one map key (a control character no label uses).
+const SEP: char = '\u{1f}';
+
+thread_local! {
+    /// Reused key buffer: looking up an existing label set allocates nothing.
+    static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 /// A counter family keyed by label values.
 #[derive(Default)]
 pub struct CounterVec {
-    values: DashMap<Vec<String>, AtomicU64>,
+    /// Label values joined by [`SEP`].
+    values: DashMap<Box<str>, AtomicU64>,
+}
+
+fn with_key<R>(labels: &[&str], f: impl FnOnce(&str) -> R) -> R {
+    KEY.with(|k| {
+        let mut k = k.borrow_mut();
+        k.clear();
+        for (i, l) in labels.iter().enumerate() {
+            if i > 0 {
+                k.push(SEP);
+            }
+            if l.contains(SEP) {
+                k.extend(l.chars().filter(|&c| c != SEP));
+            } else {
+                k.push_str(l);
+            }
+        }
+        f(&k)
+    })
 }
 
 impl CounterVec {
     pub fn inc(&self, labels: &[&str], by: u64) {
-        // Fast path: the label set exists already (no allocation beyond the key lookup).
-        let key: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
-        if let Some(c) = self.values.get(&key) {
-            c.fetch_add(by, Ordering::Relaxed);
-            return;
-        }
-        self.values
-            .entry(key)
-            .or_default()
-            .fetch_add(by, Ordering::Relaxed);
+        with_key(labels, |key| {
+            // Fast path: the label set exists already (a shard read lock, no allocation).
+            if let Some(c) = self.values.get(key) {
+                c.fetch_add(by, Ordering::Relaxed);
+                return;
+            }
+            self.values
+                .entry(key.into())
+                .or_default()
+                .fetch_add(by, Ordering::Relaxed);
+        })
     }
 
     pub fn get(&self, labels: &[&str]) -> u64 {
-        let key: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
-        self.values
-            .get(&key)
-            .map(|c| c.load(Ordering::Relaxed))
-            .unwrap_or(0)
+        with_key(labels, |key| {
+            self.values
+                .get(key)
+                .map(|c| c.load(Ordering::Relaxed))
+                .unwrap_or(0)
+        })
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str, label_names: &[&str]) {
@@ -91,7 +120,7 @@ impl CounterVec {
             .map(|e| {
                 let labels: Vec<String> = label_names
                     .iter()
-                    .zip(e.key())
+                    .zip(e.key().split(SEP))
                     .map(|(n, v)| format!("{n}=\"{}\"", escape_label(v)))
                     .collect();
                 (labels.join(","), e.value().load(Ordering::Relaxed))

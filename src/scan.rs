@@ -118,7 +118,11 @@ impl Scanner {
                 Some(v) => Some(Validator::parse(v).map_err(err)?),
                 None => None,
             };
-            for k in rule.keywords.iter().flat_map(|kw| keyword_forms(kw, rule.keyword_case)) {
+            for k in rule
+                .keywords
+                .iter()
+                .flat_map(|kw| keyword_forms(kw, rule.keyword_case))
+            {
                 match patterns.iter().position(|p| *p == k) {
                     Some(p) => {
                         if !keyword_rules[p].contains(&idx) {

@@ -9,7 +9,7 @@ use std::process::Stdio;
 const AWS: &str = "AKIAQYLPMN5HFIQR7VUX";
 
 /// The origin is on loopback: tests opt in to reaching private addresses.
-const PROXY_FLAGS: &[&str] = &[];
+const PROXY_FLAGS: &[&str] = &["--allow-private"];
 
 /// `clawguard exec` with a fresh CA dir, trusting the origin's CA.
 fn exec(

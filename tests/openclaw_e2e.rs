@@ -437,6 +437,8 @@ impl Scene {
             .arg(self.dir.path().join("ca"))
             .arg("--upstream-ca")
             .arg(&self.fake.ca_pem)
+            // The fake LLM listens on 127.0.0.1, which the default egress policy refuses.
+            .arg("--allow-private")
             .arg("--config")
             .arg(self.dir.path().join("clawguard.toml"))
             .args(flags)

@@ -3,8 +3,8 @@
 //! anything else → plain HTTP/1.1 (undici sends every `http://` request through CONNECT).
 
 use super::body::{self, error_response, ProxyBody};
-use super::forward::{handle, strip_brackets, Conn, Target};
-use super::ProxyState;
+use super::forward::{handle, strip_brackets, Checked, Conn, Record, Target};
+use super::{Live, ProxyState};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -19,9 +19,12 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 pub(crate) async fn connect(
     state: Arc<ProxyState>,
+    live: &Live,
     client: SocketAddr,
+    user: Option<Arc<str>>,
     req: Request<Incoming>,
     id: &str,
+    rec: &mut Record,
 ) -> Response<ProxyBody> {
     let bad = |m: &str| error_response(StatusCode::BAD_REQUEST, m, id);
     let Some(authority) = req.uri().authority() else {
@@ -35,30 +38,42 @@ pub(crate) async fn connect(
         return bad("CONNECT needs host:port");
     }
 
-    if state.bypassed(&host) {
+    // Egress on the resolved addresses; everything after connects only to these.
+    let allowed = match live.cfg.egress.resolve_and_check(&host, port).await {
+        Ok(a) => a,
+        Err(d) => {
+            rec.deny(&d);
+            return error_response(StatusCode::FORBIDDEN, &d.to_string(), id);
+        }
+    };
+    let addrs: Arc<[SocketAddr]> = Arc::from(allowed.addrs);
+
+    if allowed.bypass || live.bypassed(&host) {
+        rec.decision = "bypass";
         // Connect before answering so a dead origin is a 502, not a silently closed tunnel.
-        let upstream = match tokio::time::timeout(
-            state.connect_timeout(),
-            tokio::net::TcpStream::connect((host.as_str(), port)),
-        )
-        .await
-        {
-            Err(_) => {
-                return error_response(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "timed out connecting to upstream",
-                    id,
-                )
-            }
-            Ok(Err(e)) => {
-                return error_response(
-                    StatusCode::BAD_GATEWAY,
-                    &format!("cannot connect to upstream: {e}"),
-                    id,
-                )
-            }
-            Ok(Ok(s)) => s,
-        };
+        let connect_timeout = std::time::Duration::from_secs(live.cfg.connect_timeout_secs);
+        let upstream =
+            match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(&addrs[..]))
+                .await
+            {
+                Err(_) => {
+                    state.metrics.upstream_errors.inc(&["timeout"], 1);
+                    return error_response(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "timed out connecting to upstream",
+                        id,
+                    );
+                }
+                Ok(Err(e)) => {
+                    state.metrics.upstream_errors.inc(&["connect"], 1);
+                    return error_response(
+                        StatusCode::BAD_GATEWAY,
+                        &format!("cannot connect to upstream: {e}"),
+                        id,
+                    );
+                }
+                Ok(Ok(s)) => s,
+            };
         let tid = id.to_string();
         tokio::spawn(async move {
             let id = tid;
@@ -76,7 +91,18 @@ pub(crate) async fn connect(
         return Response::new(body::empty());
     }
 
+    rec.decision = "tunnel";
     let id = id.to_string();
+    let checked = Checked {
+        target: Target {
+            https: false, // decided by the first byte in `intercept`
+            host,
+            port,
+        },
+        addrs,
+        floor: allowed.findings,
+    };
+    let idle = std::time::Duration::from_secs(live.cfg.upstream_timeout_secs);
     tokio::spawn(async move {
         let upgraded = match hyper::upgrade::on(req).await {
             Ok(u) => u,
@@ -85,7 +111,16 @@ pub(crate) async fn connect(
                 return;
             }
         };
-        intercept(state, client, host, port, TokioIo::new(upgraded), &id).await;
+        intercept(
+            state,
+            client,
+            user,
+            checked,
+            idle,
+            TokioIo::new(upgraded),
+            &id,
+        )
+        .await;
     });
     Response::new(body::empty())
 }
@@ -93,15 +128,15 @@ pub(crate) async fn connect(
 async fn intercept<IO>(
     state: Arc<ProxyState>,
     client: SocketAddr,
-    host: String,
-    port: u16,
+    user: Option<Arc<str>>,
+    mut checked: Checked,
+    idle: std::time::Duration,
     mut io: IO,
     id: &str,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // A client that opens a tunnel and never speaks must not hold a task forever.
-    let idle = state.upstream_timeout();
     let mut first = [0u8; 1];
     match tokio::time::timeout(idle, io.read(&mut first)).await {
         Ok(Ok(1)) => {}
@@ -112,13 +147,12 @@ async fn intercept<IO>(
         inner: io,
     };
     let tls = first[0] == TLS_HANDSHAKE_RECORD;
+    checked.target.https = tls;
+    let host = checked.target.host.clone();
     let conn = Arc::new(Conn {
         client,
-        tunnel: Some(Target {
-            https: tls,
-            host: host.clone(),
-            port,
-        }),
+        tunnel: Some(checked),
+        user,
     });
     let Some(watcher) = state.watcher() else {
         return; // shutting down

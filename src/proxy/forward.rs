@@ -2,8 +2,12 @@
 //! CONNECT tunnel): inspect the body, forward, stream the answer back.
 
 use super::body::{self, collect_capped, error_response, Collected, Prefixed, ProxyBody};
-use super::{connect, ProxyState};
-use crate::inspect::{RequestInfo, Verdict};
+use super::{connect, Live, ProxyState};
+use crate::audit::{AuditEvent, AuditFinding};
+use crate::config::Mode;
+use crate::inspect::{Inspection, RequestInfo, Verdict};
+use crate::policy::Decision;
+use crate::rules::Action;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
@@ -13,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Where requests on a connection go.
 #[derive(Debug, Clone)]
@@ -72,7 +77,71 @@ pub(crate) fn strip_brackets(host: &str) -> &str {
 /// One client connection: who it is and, inside a CONNECT tunnel, where it goes.
 pub(crate) struct Conn {
     pub client: SocketAddr,
-    pub tunnel: Option<Target>,
+    pub tunnel: Option<Checked>,
+    /// Inside a tunnel: the user who authenticated the CONNECT (requests inherit it).
+    pub user: Option<Arc<str>>,
+}
+
+/// A tunnel's destination as the egress policy approved it at CONNECT time.
+#[derive(Debug, Clone)]
+pub(crate) struct Checked {
+    pub target: Target,
+    /// The checked addresses; the upstream client connects to nothing else.
+    pub addrs: Arc<[SocketAddr]>,
+    /// The destination's findings floor (`[[egress.rule]] findings = ...`).
+    pub floor: Option<Action>,
+}
+
+/// What one request came to, for the audit log and the metrics.
+pub(crate) struct Record {
+    /// allow | block | redact | would-block | would-redact | deny | auth-failure |
+    /// bypass (CONNECT) | tunnel | invalid
+    pub decision: &'static str,
+    pub reason: Option<String>,
+    pub findings: Vec<AuditFinding>,
+    /// Build audit findings (only when an audit log is configured).
+    audit: bool,
+}
+
+impl Record {
+    pub fn deny(&mut self, d: &crate::egress::Denied) {
+        self.decision = "deny";
+        if self.audit {
+            self.reason = Some(d.to_string());
+        }
+    }
+
+    /// Take the engine's report: decision, per-rule metrics, audit findings (the masked
+    /// preview and keyed fingerprint only: the engine never hands out the value).
+    fn inspection(&mut self, r: &Inspection, mode: Mode, metrics: &crate::metrics::Metrics) {
+        let dry = mode == Mode::DryRun;
+        self.decision = match (r.decision, dry) {
+            (Decision::Allow, _) => "allow",
+            (Decision::Block, false) => "block",
+            (Decision::Redact, false) => "redact",
+            (Decision::Block, true) => "would-block",
+            (Decision::Redact, true) => "would-redact",
+        };
+        for f in &r.findings {
+            metrics
+                .findings
+                .inc(&[f.rule.as_str(), f.category.as_str()], 1);
+        }
+        if self.audit {
+            self.reason = r.error.clone();
+            self.findings = r
+                .findings
+                .iter()
+                .map(|f| AuditFinding {
+                    rule: f.rule.clone(),
+                    category: f.category.as_str().to_string(),
+                    location: f.location.to_string(),
+                    fingerprint: f.fingerprint.clone().unwrap_or_default(),
+                    preview: f.preview.clone(),
+                })
+                .collect();
+        }
+    }
 }
 
 /// 16 hex characters, in logs and in every error body.
@@ -99,10 +168,13 @@ async fn handle_inner(
     conn: Arc<Conn>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    let started = Instant::now();
     let id = request_id();
+    // One snapshot per request: a reload meanwhile does not change this request's rules.
+    let live = state.live();
     let method = req.method().clone();
     let target = match &conn.tunnel {
-        Some(t) => Some(t.clone()),
+        Some(t) => Some(t.target.clone()),
         None => Target::from_absolute(req.uri()),
     };
     // Method, destination and status only: paths, header values and bodies may hold secrets.
@@ -111,25 +183,60 @@ async fn handle_inner(
         (None, Some(a)) => a.to_string(),
         (None, None) => "-".to_string(),
     };
-    let resp = if method == Method::CONNECT {
-        if conn.tunnel.is_some() {
-            error_response(
-                StatusCode::BAD_REQUEST,
-                "CONNECT inside a tunnel is not supported",
-                &id,
-            )
-        } else {
-            connect::connect(state, conn.client, req, &id).await
-        }
-    } else if let Some(target) = target {
-        forward(&state, &conn, req, &target, &id).await
-    } else {
-        // Origin-form at the listener: somebody treats the proxy as a web server.
-        error_response(
-            StatusCode::BAD_REQUEST,
-            "this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port",
-            &id,
+    let auditing = state.audit_enabled();
+    let path = if auditing && method != Method::CONNECT {
+        req.uri().path_and_query().map_or_else(
+            || "/".to_string(),
+            |p| crate::audit::path_without_query_values(p.as_str()),
         )
+    } else {
+        String::new()
+    };
+    let mut rec = Record {
+        decision: "invalid",
+        reason: None,
+        findings: Vec::new(),
+        audit: auditing,
+    };
+    let user: Result<Option<Arc<str>>, ()> = if conn.tunnel.is_some() {
+        Ok(conn.user.clone())
+    } else {
+        authenticate(&live, req.headers()).await
+    };
+    let resp = match user.as_ref() {
+        Err(()) => {
+            rec.decision = "auth-failure";
+            proxy_auth_required(&id)
+        }
+        Ok(user) if method == Method::CONNECT => {
+            if conn.tunnel.is_some() {
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    "CONNECT inside a tunnel is not supported",
+                    &id,
+                )
+            } else {
+                connect::connect(
+                    state.clone(),
+                    &live,
+                    conn.client,
+                    user.clone(),
+                    req,
+                    &id,
+                    &mut rec,
+                )
+                .await
+            }
+        }
+        Ok(_) => match target {
+            Some(target) => forward(&state, &live, &conn, req, &target, &id, &mut rec).await,
+            // Origin-form at the listener: somebody treats the proxy as a web server.
+            None => error_response(
+                StatusCode::BAD_REQUEST,
+                "this is a forward proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port",
+                &id,
+            ),
+        },
     };
     let mut resp = resp;
     if conn.tunnel.is_none() && resp.status() == StatusCode::BAD_REQUEST {
@@ -138,18 +245,95 @@ async fn handle_inner(
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    tracing::info!(request_id = %id, client = %conn.client, method = %method, dest = %dest,
-        status = resp.status().as_u16(), "request");
+    let user = user.ok().flatten();
+    let user_label = user.as_deref().unwrap_or("-");
+    state.metrics.requests.inc(&[rec.decision, user_label], 1);
+    state.metrics.request_latency.observe(started.elapsed());
+    tracing::info!(request_id = %id, client = %conn.client, user = user_label, method = %method, dest = %dest,
+        status = resp.status().as_u16(), decision = rec.decision, "request");
+    if auditing {
+        state.audit(AuditEvent {
+            request_id: id,
+            user: user.map(|u| u.to_string()),
+            client: conn.client.to_string(),
+            method: method.to_string(),
+            host: dest,
+            path,
+            decision: rec.decision.to_string(),
+            reason: rec.reason,
+            findings: rec.findings,
+        });
+    }
     Ok(resp)
 }
 
+/// `Ok(None)`: authentication is off. `Ok(Some(user))`: valid credentials.
+/// `Err(())`: missing or wrong credentials (407).
+async fn authenticate(live: &Arc<Live>, headers: &HeaderMap) -> Result<Option<Arc<str>>, ()> {
+    let Some(auth) = &live.auth else {
+        return Ok(None);
+    };
+    let Some(value) = headers.get(header::PROXY_AUTHORIZATION) else {
+        return Err(());
+    };
+    if let Some(u) = auth.check_cached(value.as_bytes()) {
+        return Ok(Some(u.into()));
+    }
+    // Argon2 costs milliseconds of CPU by design: keep it off the async workers.
+    let (live, value) = (live.clone(), value.clone());
+    let r = tokio::task::spawn_blocking(move || {
+        live.auth
+            .as_ref()
+            .and_then(|a| a.check(Some(value.as_bytes())))
+    })
+    .await;
+    match r {
+        Ok(Some(u)) => Ok(Some(u.into())),
+        _ => Err(()),
+    }
+}
+
+fn proxy_auth_required(id: &str) -> Response<ProxyBody> {
+    let mut r = error_response(
+        StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+        "proxy authentication required (Proxy-Authorization: Basic)",
+        id,
+    );
+    r.headers_mut().insert(
+        header::PROXY_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"clawguard\""),
+    );
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     state: &ProxyState,
+    live: &Live,
     conn: &Conn,
     mut req: Request<Incoming>,
     target: &Target,
     id: &str,
+    rec: &mut Record,
 ) -> Response<ProxyBody> {
+    // Egress: a tunnel was checked at CONNECT; an absolute-form request is checked here.
+    // A `bypass` destination only changes CONNECT (a blind tunnel, for pinned clients);
+    // a plain-HTTP request to it is still inspected: nothing is pinned there.
+    let (addrs, floor) = match &conn.tunnel {
+        Some(c) => (c.addrs.clone(), c.floor),
+        None => match live
+            .cfg
+            .egress
+            .resolve_and_check(&target.host, target.port)
+            .await
+        {
+            Err(d) => {
+                rec.deny(&d);
+                return error_response(StatusCode::FORBIDDEN, &d.to_string(), id);
+            }
+            Ok(a) => (Arc::from(a.addrs), a.findings),
+        },
+    };
     let websocket = req.version() == Version::HTTP_11 && is_websocket(req.headers());
     // Taken before the request is consumed: resolves once our 101 reaches the client.
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
@@ -163,57 +347,75 @@ async fn forward(
         join_cookies(&mut headers);
     }
 
-    let engine = state.engine();
-    let cap = state.cfg.max_inspect_bytes;
-    let collected = match collect_capped(incoming, cap).await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!(request_id = %id, error = %e, "client body read failed");
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "could not read the request body",
-                id,
-            );
-        }
-    };
-    let (verdict, pass_body) = {
-        let info = RequestInfo {
-            method: &parts.method,
-            uri: &uri,
-            host: &target.host,
-            port: target.port,
-            headers: &headers,
-            client: conn.client,
-            request_id: id,
+    let engine = &live.engine;
+    let cap = live.cfg.max_inspect_bytes;
+    let (would, headers, body) = {
+        let collected = match collect_capped(incoming, cap).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(request_id = %id, error = %e, "client body read failed");
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "could not read the request body",
+                    id,
+                );
+            }
         };
-        match collected {
-            Collected::Complete(b) => (engine.inspect(&info, &b), body::full(b)),
-            Collected::TooLarge { prefix, rest } => {
-                tracing::info!(request_id = %id, cap, "body larger than the inspection cap");
-                (
-                    engine.too_large(&info),
-                    Prefixed::new(prefix, rest)
-                        .map_err(body::BoxError::from)
-                        .boxed_unsync(),
-                )
+        let inspect_started = Instant::now();
+        let (verdict, pass_body) = {
+            let info = RequestInfo {
+                method: &parts.method,
+                uri: &uri,
+                host: &target.host,
+                port: target.port,
+                headers: &headers,
+                client: conn.client,
+                request_id: id,
+                floor,
+            };
+            match collected {
+                Collected::Complete(b) => {
+                    state
+                        .metrics
+                        .bytes_inspected
+                        .fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    let (v, report) = engine.inspect_report(&info, &b);
+                    rec.inspection(&report, engine.mode(), &state.metrics);
+                    (v, body::full(b))
+                }
+                Collected::TooLarge { prefix, rest } => {
+                    tracing::info!(request_id = %id, cap, "body larger than the inspection cap");
+                    let (v, report) = engine.too_large_report(&info);
+                    rec.inspection(&report, engine.mode(), &state.metrics);
+                    (
+                        v,
+                        Prefixed::new(prefix, rest)
+                            .map_err(body::BoxError::from)
+                            .boxed_unsync(),
+                    )
+                }
             }
-        }
-    };
-    let (would, headers, body) = match verdict {
-        Verdict::Pass { would } => (would, headers, pass_body),
-        Verdict::Rewrite {
-            headers: mut h,
-            body,
-        } => {
-            strip_hop_by_hop(&mut h, websocket);
-            (None, h, body::full(body))
-        }
-        Verdict::Respond(r) => {
-            let mut r = r.map(body::full);
-            if let Ok(v) = HeaderValue::from_str(id) {
-                r.headers_mut().entry("x-clawguard-request-id").or_insert(v);
+        };
+        state
+            .metrics
+            .inspect_latency
+            .observe(inspect_started.elapsed());
+        match verdict {
+            Verdict::Pass { would } => (would, headers, pass_body),
+            Verdict::Rewrite {
+                headers: mut h,
+                body,
+            } => {
+                strip_hop_by_hop(&mut h, websocket);
+                (None, h, body::full(body))
             }
-            return r;
+            Verdict::Respond(r) => {
+                let mut r = r.map(body::full);
+                if let Ok(v) = HeaderValue::from_str(id) {
+                    r.headers_mut().entry("x-clawguard-request-id").or_insert(v);
+                }
+                return r;
+            }
         }
     };
 
@@ -229,18 +431,21 @@ async fn forward(
     } else {
         &state.client
     };
-    let mut resp = match tokio::time::timeout(state.upstream_timeout(), client.request(up)).await {
+    // The client's resolver hands out exactly these checked addresses (no second lookup).
+    state.pins.pin(&target.host, &addrs);
+    let upstream_timeout = std::time::Duration::from_secs(live.cfg.upstream_timeout_secs);
+    let mut resp = match tokio::time::timeout(upstream_timeout, client.request(up)).await {
         Err(_) => {
+            state.metrics.upstream_errors.inc(&["timeout"], 1);
             return error_response(
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream did not answer in time",
                 id,
-            )
+            );
         }
-        Ok(Err(e)) => return upstream_error(&e, id),
+        Ok(Err(e)) => return upstream_error(&state.metrics, &e, id),
         Ok(Ok(r)) => r,
     };
-
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if let (Some(client_upgrade), true) = (client_upgrade, switching) {
         let server_upgrade = hyper::upgrade::on(&mut resp);
@@ -268,17 +473,36 @@ async fn forward(
     Response::from_parts(rparts, body::stream(rbody))
 }
 
-fn upstream_error(e: &hyper_util::client::legacy::Error, id: &str) -> Response<ProxyBody> {
+fn upstream_error(
+    metrics: &crate::metrics::Metrics,
+    e: &hyper_util::client::legacy::Error,
+    id: &str,
+) -> Response<ProxyBody> {
     let mut timed_out = false;
+    let mut tls = false;
     let mut root: &dyn std::error::Error = e;
     let mut cur: Option<&dyn std::error::Error> = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+            tls |= io
+                .get_ref()
+                .is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some());
         }
+        tls |= err.downcast_ref::<rustls::Error>().is_some();
         root = err;
         cur = err.source();
     }
+    let kind = if timed_out {
+        "timeout"
+    } else if tls {
+        "tls"
+    } else if e.is_connect() {
+        "connect"
+    } else {
+        "protocol"
+    };
+    metrics.upstream_errors.inc(&[kind], 1);
     let message = if e.is_connect() {
         format!("cannot connect to upstream: {root}")
     } else {

@@ -2,6 +2,7 @@
 //! and the configured extra CAs; ALPN offers h2 and http/1.1.
 
 use super::body::ProxyBody;
+use super::resolve::PinnedResolver;
 use super::ProxyError;
 use crate::config::Config;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector<PinnedResolver>>, ProxyBody>;
 
 /// Origins are trusted if any of these vouch for them.
 pub fn root_store(extra: &[PathBuf]) -> Result<RootCertStore, ProxyError> {
@@ -46,7 +47,13 @@ pub fn root_store(extra: &[PathBuf]) -> Result<RootCertStore, ProxyError> {
 
 /// `h2`: offer HTTP/2 via ALPN. WebSocket upgrades need an HTTP/1.1 connection, so they use
 /// a client built without it.
-pub fn client(cfg: &Config, roots: Arc<RootCertStore>, h2: bool) -> UpstreamClient {
+/// `resolver` only hands out addresses the egress policy checked (see [`super::resolve`]).
+pub fn client(
+    cfg: &Config,
+    roots: Arc<RootCertStore>,
+    h2: bool,
+    resolver: PinnedResolver,
+) -> UpstreamClient {
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -54,7 +61,7 @@ pub fn client(cfg: &Config, roots: Arc<RootCertStore>, h2: bool) -> UpstreamClie
     .expect("ring supports the default protocol versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let mut http = HttpConnector::new();
+    let mut http = HttpConnector::new_with_resolver(resolver);
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(cfg.connect_timeout_secs)));

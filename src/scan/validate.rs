@@ -183,7 +183,11 @@ pub fn cn_resident_id(v: &[u8]) -> bool {
     // Grouped forms (`110105 19491231 002X`) are checked without their separators.
     let compact: Vec<u8>;
     let v = if v.len() > 18 {
-        compact = v.iter().copied().filter(|b| !matches!(b, b' ' | b'-')).collect();
+        compact = v
+            .iter()
+            .copied()
+            .filter(|b| !matches!(b, b' ' | b'-'))
+            .collect();
         &compact[..]
     } else {
         v
@@ -597,7 +601,7 @@ pub fn secret_value(v: &[u8]) -> bool {
     // A snake_case identifier (`_bindgen_ty_22`) needs all three letter/digit classes.
     let snake_ident = v.contains(&b'_')
         && v.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
-        && n[..3].iter().any(|&c| c == 0);
+        && n[..3].contains(&0);
     if snake_ident {
         return false;
     }

@@ -268,6 +268,10 @@ impl Body for ChannelBody {
 pub struct Proxy {
     child: std::process::Child,
     pub addr: SocketAddr,
+    /// The admin listener, when started with `--admin`.
+    pub admin: Option<SocketAddr>,
+    /// The config file the proxy was started with (tests may rewrite it and reload).
+    pub config: PathBuf,
     /// The proxy's CA certificate (what clients trust).
     pub ca_pem: PathBuf,
     log: Arc<Mutex<String>>,
@@ -277,6 +281,13 @@ pub struct Proxy {
 impl Proxy {
     /// `config`: TOML merged over the defaults. `upstream_ca`: the origin's CA.
     pub fn start(config: &str, upstream_ca: &Path) -> Proxy {
+        Proxy::start_with(config, upstream_ca, &["--allow-private"])
+    }
+
+    /// [`Proxy::start`] with extra `run` arguments instead of `--allow-private` (the test
+    /// origins listen on 127.0.0.1, which the default egress policy refuses). Always
+    /// `--allow-root`: CI runs as root.
+    pub fn start_with(config: &str, upstream_ca: &Path, extra: &[&str]) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("config.toml");
         std::fs::write(&cfg, config).unwrap();
@@ -288,6 +299,8 @@ impl Proxy {
             .arg(&ca_dir)
             .arg("--upstream-ca")
             .arg(upstream_ca)
+            .arg("--allow-root")
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -298,9 +311,14 @@ impl Proxy {
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let log2 = log.clone();
+        let admin = Arc::new(Mutex::new(None));
+        let admin2 = admin.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                if let Some(a) = line.strip_prefix("clawguard admin listening on ") {
+                    *admin2.lock().unwrap() = a.trim().parse::<SocketAddr>().ok();
+                }
                 if let Some(a) = line.strip_prefix("clawguard listening on ") {
                     let _ = tx.send(a.trim().parse::<SocketAddr>().unwrap());
                 }
@@ -313,13 +331,20 @@ impl Proxy {
             let _ = child.kill();
             panic!("proxy did not start:\n{}", log.lock().unwrap());
         });
+        let admin = *admin.lock().unwrap();
         Proxy {
             child,
             addr,
+            admin,
             ca_pem: ca_dir.join("clawguard-ca.pem"),
+            config: cfg,
             log,
             _dir: dir,
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self) -> String {
