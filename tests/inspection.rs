@@ -216,6 +216,8 @@ async fn credential_in_json_body_is_blocked_and_never_echoed() {
         "the origin was contacted: {:?}",
         origin.requests()
     );
+    // The request line is logged after the findings.
+    proxy.wait_for_log_count("status=403", 2).await;
     let log = proxy.log();
     assert!(log.contains("aws-access-key-id"), "{log}");
     assert_no_part_of(AWS_KEY, &log, "the proxy log");
@@ -259,6 +261,7 @@ async fn personal_data_in_json_is_redacted_also_inside_tool_call_arguments() {
         );
         assert_eq!(inner["timeout"], 30);
     }
+    proxy.wait_for_log_count("status=200", 2).await;
     let log = proxy.log();
     assert!(
         log.contains("email") && log.contains("cn-resident-id"),
@@ -396,7 +399,7 @@ async fn dry_run_forwards_unchanged_and_says_what_it_would_do() {
         ),
         ("/dry-redact", tool_call_body(), "redact", "cn-resident-id"),
     ];
-    for (path, text, would, rule) in cases {
+    for (i, (path, text, would, rule)) in cases.into_iter().enumerate() {
         let body = write(dir.path(), "b.json", &text);
         let s = post(&proxy, &body, "application/json", &[], &origin.https(path)).await;
         assert_eq!((s.out.exit, s.out.status), (0, 200), "{}", s.out.stderr);
@@ -409,6 +412,7 @@ async fn dry_run_forwards_unchanged_and_says_what_it_would_do() {
         );
         let r = origin.last(path);
         assert_eq!(&r.body[..], text.as_bytes(), "{path}: body changed");
+        proxy.wait_for_log_count("status=200", i + 1).await;
         let log = proxy.log();
         let line = log
             .lines()
@@ -463,7 +467,7 @@ async fn credential_goes_to_its_home_host_only_in_a_header() {
         r.headers["authorization"].to_str().unwrap(),
         format!("Bearer {AGENT_KEY}")
     );
-    assert!(proxy.log().contains("home-host"), "{}", proxy.log());
+    proxy.wait_for_log("home-host").await;
 
     // The same header to another host (127.0.0.1 is not `localhost`): a leak.
     let s = post(
@@ -498,6 +502,7 @@ async fn credential_goes_to_its_home_host_only_in_a_header() {
 
     let seen: Vec<String> = origin.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(seen, ["/home"]);
+    proxy.wait_for_log_count("status=403", 2).await;
     assert_no_part_of(AGENT_KEY, &proxy.log(), "the proxy log");
 }
 
@@ -620,6 +625,7 @@ async fn gzip_bomb_is_refused_without_exhausting_memory() {
     let s = send(&proxy, &[], &origin.https("/after-bomb")).await;
     assert_eq!((s.out.exit, s.out.status), (0, 200), "{}", s.out.stderr);
     let peak = proxy.peak_rss_kib().expect("VmHWM readable");
+    eprintln!("proxy peak RSS (VmHWM) after two 1 GiB gzip bombs: {peak} KiB");
     assert!(
         peak < 512 * 1024,
         "proxy peak RSS {peak} KiB after a gzip bomb"
@@ -744,7 +750,7 @@ async fn inspection_of_plain_http_inside_connect() {
     assert_eq!(std::str::from_utf8(&r.body).unwrap(), redacted(&original));
     let paths: Vec<String> = origin.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(paths, ["/tunnel-redact"]);
-    assert!(proxy.log().contains("method=CONNECT"), "{}", proxy.log());
+    proxy.wait_for_log("method=CONNECT").await;
 }
 
 // ---------------------------------------------------------------------------------

@@ -387,6 +387,20 @@ impl Proxy {
         }
     }
 
+    /// Poll the log until `needle` shows up `n` times (the log is read by a thread, so
+    /// it can lag behind the responses a test has already seen).
+    pub async fn wait_for_log_count(&self, needle: &str, n: usize) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.log().matches(needle).count() < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "`{needle}` not logged {n} times:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Poll the log until `needle` shows up.
     pub async fn wait_for_log(&self, needle: &str) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
