@@ -4,6 +4,8 @@
 //! ```text
 //! cargo bench --bench proxy            # full run (release), prints a Markdown table
 //! cargo test --bench proxy             # smoke run: a few requests per scenario
+//! cargo bench --bench proxy -- 64KB-HTTPS             # only matching scenarios
+//! CLAWGUARD_BENCH_BIN=/path/to/clawguard cargo bench --bench proxy   # another build
 //! ```
 //!
 //! Scenarios: 1 KB and 64 KB LLM-style JSON bodies (benign: nothing to block or
@@ -32,7 +34,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 struct Sizes {
+    /// Requests on the serial connection before measuring (TLS, leaf minting, pools).
     warmup: usize,
+    /// Direct and proxy alternate this many times.
+    rounds: usize,
+    /// Requests per round at concurrency 1.
     serial: usize,
     concurrency: usize,
     per_conn: usize,
@@ -252,7 +258,10 @@ impl Proxy {
         // The origin is on loopback, which the egress policy denies by default.
         std::fs::write(&cfg, "[egress]\nallow_private = true\n").unwrap();
         let ca_dir = dir.join("proxy-ca");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clawguard"))
+        // CLAWGUARD_BENCH_BIN=path compares another build of the proxy.
+        let bin = std::env::var_os("CLAWGUARD_BENCH_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_clawguard").into());
+        let mut child = std::process::Command::new(bin)
             .args(["run", "--listen", "127.0.0.1:0", "--config"])
             .arg(&cfg)
             .arg("--ca-dir")
@@ -426,76 +435,106 @@ async fn one(sender: &mut Sender, uri: &http::Uri, host: &str, body: &Bytes) {
     assert!(got.starts_with(b"{\"id\""));
 }
 
-struct Measured {
-    median_us: f64,
-    p99_us: f64,
-    rps: f64,
-    requests: usize,
+/// Warm keep-alive connections for one route: one for the serial phase, `concurrency`
+/// for the concurrent one.
+struct Conns {
+    serial: (Sender, http::Uri),
+    parallel: Vec<(Sender, http::Uri)>,
 }
 
-async fn measure(sc: &Scenario<'_>, body: &Bytes, sizes: &Sizes) -> Measured {
+async fn open(sc: &Scenario<'_>, body: &Bytes, sizes: &Sizes) -> Conns {
     let host = sc.host();
-    // Concurrency 1: latency of each request on one warm keep-alive connection.
-    let (mut sender, uri) = sc.connect().await;
+    let (mut s, uri) = sc.connect().await;
     for _ in 0..sizes.warmup {
-        one(&mut sender, &uri, &host, body).await;
+        one(&mut s, &uri, &host, body).await;
     }
-    let mut lat = Vec::with_capacity(sizes.serial);
+    let mut parallel = Vec::new();
+    for _ in 0..sizes.concurrency {
+        let (mut p, uri) = sc.connect().await;
+        one(&mut p, &uri, &host, body).await;
+        parallel.push((p, uri));
+    }
+    Conns {
+        serial: (s, uri),
+        parallel,
+    }
+}
+
+/// Per-route results accumulated over the rounds.
+#[derive(Default)]
+struct Results {
+    latencies_us: Vec<f64>,
+    rps: Vec<f64>,
+    requests: usize,
+    proxy_cpu_s: f64,
+}
+
+impl Results {
+    fn latency(&mut self, p: f64) -> f64 {
+        self.latencies_us.sort_by(f64::total_cmp);
+        let n = self.latencies_us.len();
+        self.latencies_us[((n as f64 * p) as usize).min(n - 1)]
+    }
+
+    /// Median over the rounds: robust against a neighbour's burst on a shared machine.
+    fn throughput(&mut self) -> f64 {
+        self.rps.sort_by(f64::total_cmp);
+        self.rps[self.rps.len() / 2]
+    }
+}
+
+/// One round on one route: `serial` requests one after another, then `per_conn` requests
+/// on each of the parallel connections at once.
+async fn round(conns: &mut Conns, host: &str, body: &Bytes, sizes: &Sizes, out: &mut Results) {
+    let (s, uri) = &mut conns.serial;
     for _ in 0..sizes.serial {
         let t = Instant::now();
-        one(&mut sender, &uri, &host, body).await;
-        lat.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    drop(sender);
-    lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-    // Concurrency N: N warm connections, each sending `per_conn` requests back to back.
-    let mut conns = Vec::new();
-    for _ in 0..sizes.concurrency {
-        let (mut s, uri) = sc.connect().await;
-        one(&mut s, &uri, &host, body).await;
-        conns.push((s, uri));
+        one(s, uri, host, body).await;
+        out.latencies_us.push(t.elapsed().as_secs_f64() * 1e6);
     }
     let t = Instant::now();
-    let tasks: Vec<_> = conns
+    let tasks: Vec<_> = std::mem::take(&mut conns.parallel)
         .into_iter()
         .map(|(mut s, uri)| {
-            let (host, body, n) = (host.clone(), body.clone(), sizes.per_conn);
+            let (host, body, n) = (host.to_string(), body.clone(), sizes.per_conn);
             tokio::spawn(async move {
                 for _ in 0..n {
                     one(&mut s, &uri, &host, &body).await;
                 }
+                (s, uri)
             })
         })
         .collect();
     for t in tasks {
-        t.await.unwrap();
+        conns.parallel.push(t.await.unwrap());
     }
-    let total = sizes.concurrency * sizes.per_conn;
-    let rps = total as f64 / t.elapsed().as_secs_f64();
-    Measured {
-        median_us: pct(0.5),
-        p99_us: pct(0.99),
-        rps,
-        requests: sizes.warmup + sizes.serial + sizes.concurrency * (sizes.per_conn + 1),
-    }
+    let n = sizes.concurrency * sizes.per_conn;
+    out.rps.push(n as f64 / t.elapsed().as_secs_f64());
+    out.requests += sizes.serial + n;
 }
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
+    // `cargo bench --bench proxy -- 64KB-HTTPS` runs only the matching scenarios.
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .unwrap_or_default();
     let sizes = if bench {
         Sizes {
             warmup: 200,
-            serial: 3000,
+            rounds: 9,
+            serial: 400,
             concurrency: 16,
-            per_conn: 300,
+            per_conn: 40,
         }
     } else {
         Sizes {
             warmup: 2,
-            serial: 5,
+            rounds: 2,
+            serial: 3,
             concurrency: 16,
-            per_conn: 2,
+            per_conn: 1,
         }
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -514,46 +553,48 @@ fn main() {
         println!("|---|---|---|---|---|---|---|---|---|");
         for size in [1024, 64 * 1024] {
             let body = llm_body(size);
-            eprintln!("{} KB body: {} bytes of JSON", size / 1024, body.len());
             for transport in [Transport::Plain, Transport::Https] {
-                let tname = match transport {
-                    Transport::Plain => "HTTP",
-                    Transport::Https => "HTTPS (intercepted)",
+                let (tname, tag) = match transport {
+                    Transport::Plain => ("HTTP", "HTTP"),
+                    Transport::Https => ("HTTPS (intercepted)", "HTTPS"),
                 };
-                let mut direct: Option<Measured> = None;
-                for route in [Route::Direct, Route::Proxy] {
-                    let sc = Scenario {
-                        transport,
-                        route,
-                        origin: &origin,
-                        proxy: &proxy,
-                    };
-                    let cpu0 = proxy.cpu_seconds();
-                    let m = measure(&sc, &body, &sizes).await;
-                    let cpu = proxy.cpu_seconds() - cpu0;
-                    let kb = format!("{} KB", size / 1024);
-                    match (&direct, route) {
-                        (None, Route::Direct) => {
-                            println!(
-                                "| {kb} | {tname} | direct | {:.0} | {:.0} | | {:.0} | | |",
-                                m.median_us, m.p99_us, m.rps
-                            );
-                            direct = Some(m);
-                        }
-                        (Some(d), Route::Proxy) => {
-                            println!(
-                                "| {kb} | {tname} | proxy | {:.0} | {:.0} | {:.0} | {:.0} | {:.0}% | {:.3} |",
-                                m.median_us,
-                                m.p99_us,
-                                m.median_us - d.median_us,
-                                m.rps,
-                                100.0 * m.rps / d.rps,
-                                1e3 * cpu / m.requests as f64
-                            );
-                        }
-                        _ => unreachable!(),
-                    }
+                let kb = format!("{} KB", size / 1024);
+                let name = format!("{}KB-{tag}", size / 1024);
+                if !name.contains(&filter) {
+                    continue;
                 }
+                eprintln!("{name}: {} bytes of JSON per request", body.len());
+                let sc = |route| Scenario {
+                    transport,
+                    route,
+                    origin: &origin,
+                    proxy: &proxy,
+                };
+                let (direct_sc, proxy_sc) = (sc(Route::Direct), sc(Route::Proxy));
+                let host = direct_sc.host();
+                let mut dc = open(&direct_sc, &body, &sizes).await;
+                let mut pc = open(&proxy_sc, &body, &sizes).await;
+                let (mut d, mut p) = (Results::default(), Results::default());
+                // Direct and proxy rounds interleaved, so both see the same neighbours.
+                for _ in 0..sizes.rounds {
+                    round(&mut dc, &host, &body, &sizes, &mut d).await;
+                    let cpu0 = proxy.cpu_seconds();
+                    round(&mut pc, &host, &body, &sizes, &mut p).await;
+                    p.proxy_cpu_s += proxy.cpu_seconds() - cpu0;
+                }
+                let (dm, pm) = (d.latency(0.5), p.latency(0.5));
+                let (drps, prps) = (d.throughput(), p.throughput());
+                println!(
+                    "| {kb} | {tname} | direct | {dm:.0} | {:.0} | | {drps:.0} | | |",
+                    d.latency(0.99)
+                );
+                println!(
+                    "| {kb} | {tname} | proxy | {pm:.0} | {:.0} | {:.0} | {prps:.0} | {:.0}% | {:.3} |",
+                    p.latency(0.99),
+                    pm - dm,
+                    100.0 * prps / drps,
+                    1e3 * p.proxy_cpu_s / p.requests as f64
+                );
             }
         }
     });
