@@ -814,7 +814,12 @@ pub fn json_view_lenient(body: &[u8]) -> (Cow<'_, [u8]>, OffsetMap) {
 }
 
 fn json_view_unchecked(body: &[u8]) -> (Cow<'_, [u8]>, OffsetMap, usize) {
-    let mut vb = ViewBuilder::default();
+    // The view is at most as long as the body (unescaping only shortens): sized once
+    // instead of regrown (and recopied) by doubling.
+    let mut vb = ViewBuilder {
+        out: Vec::with_capacity(body.len()),
+        map: OffsetMap::default(),
+    };
     let mut nested = 0;
     if json_into(&mut vb, body, None, 0, &mut nested) {
         (Cow::Owned(vb.out), vb.map, nested)
