@@ -262,7 +262,7 @@ impl Proxy {
         let bin = std::env::var_os("CLAWGUARD_BENCH_BIN")
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_clawguard").into());
         let mut child = std::process::Command::new(bin)
-            .args(["run", "--listen", "127.0.0.1:0", "--config"])
+            .args(["run", "--allow-root", "--listen", "127.0.0.1:0", "--config"])
             .arg(&cfg)
             .arg("--ca-dir")
             .arg(&ca_dir)

@@ -295,7 +295,7 @@ impl Proxy {
         std::fs::write(&cfg, format!("{config}\n[egress]\nallow_private = true\n")).unwrap();
         let ca_dir = dir.path().join("ca");
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clawguard"))
-            .args(["run", "--listen", "127.0.0.1:0", "--config"])
+            .args(["run", "--allow-root", "--listen", "127.0.0.1:0", "--config"])
             .arg(&cfg)
             .arg("--ca-dir")
             .arg(&ca_dir)
