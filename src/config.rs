@@ -60,6 +60,9 @@ pub struct Config {
     pub log_format: LogFormat,
     pub max_inspect_bytes: usize,
     pub fail_open: bool,
+    /// HTTP status of a block answer (4xx). 403 by default; see the README for how
+    /// agents read it (OpenClaw treats 401/403 as an authentication failure).
+    pub block_status: u16,
     #[serde(default)]
     pub bypass: Vec<String>,
     pub connect_timeout_secs: u64,
@@ -252,6 +255,12 @@ impl Config {
             path: name.to_string(),
             message,
         };
+        if !(400..=499).contains(&self.block_status) || self.block_status == 407 {
+            return Err(invalid(format!(
+                "block_status {} must be a 4xx status other than 407",
+                self.block_status
+            )));
+        }
         if self.max_inspect_bytes == 0 {
             return Err(invalid("max_inspect_bytes must be greater than 0".into()));
         }
@@ -383,6 +392,18 @@ mod tests {
     fn bad_user_hash_is_a_config_error() {
         let e = Config::parse("t.toml", "[users]\nalice = \"not-a-hash\"\n").unwrap_err();
         assert!(e.to_string().contains("alice"), "{e}");
+    }
+
+    #[test]
+    fn block_status_must_be_a_client_error() {
+        assert_eq!(
+            Config::parse("t", "block_status = 451")
+                .unwrap()
+                .block_status,
+            451
+        );
+        assert!(Config::parse("t", "block_status = 200").is_err());
+        assert!(Config::parse("t", "block_status = 407").is_err());
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub struct Engine {
     scanner: Arc<Scanner>,
     mode: Mode,
     fail_open: bool,
+    /// Status of a block answer (`block_status` in the config; 403 by default).
+    block_status: StatusCode,
     max_inspect_bytes: usize,
     fingerprinter: Option<crate::audit::Fingerprinter>,
 }
@@ -114,7 +116,13 @@ struct Hit {
 impl Engine {
     pub fn new(cfg: &Config) -> Result<Engine, ConfigError> {
         let pack = cfg.rule_pack()?;
-        Engine::with_pack(&pack, cfg.mode, cfg.fail_open, cfg.max_inspect_bytes)
+        let mut engine = Engine::with_pack(&pack, cfg.mode, cfg.fail_open, cfg.max_inspect_bytes)?;
+        engine.block_status =
+            StatusCode::from_u16(cfg.block_status).map_err(|_| ConfigError::Invalid {
+                path: "config".into(),
+                message: format!("block_status {} is not an HTTP status", cfg.block_status),
+            })?;
+        Ok(engine)
     }
 
     /// An engine over an explicit rule pack (tests, tools).
@@ -132,6 +140,7 @@ impl Engine {
             scanner: Arc::new(scanner),
             mode,
             fail_open,
+            block_status: StatusCode::FORBIDDEN,
             max_inspect_bytes,
             fingerprinter: None,
         })
@@ -304,11 +313,11 @@ impl Engine {
             // Findings that block say more than "could not inspect": report them first.
             Decision::Block => match error {
                 Some(_) if by_findings == Decision::Block => {
-                    blocked(req, &report.findings, &[Outcome::Block])
+                    blocked(req, self.block_status, &report.findings, &[Outcome::Block])
                 }
                 Some(ExtractError::TooLarge) => too_large_response(req, self.max_inspect_bytes),
                 Some(ExtractError::Undecodable(reason)) => undecodable_response(req, &reason),
-                None => blocked(req, &report.findings, &[Outcome::Block]),
+                None => blocked(req, self.block_status, &report.findings, &[Outcome::Block]),
             },
             Decision::Redact => match body.map(|b| rewrite(req, segs, &hits, b)) {
                 Some(Ok(v)) => v,
@@ -320,7 +329,12 @@ impl Engine {
                     tracing::error!(request_id = req.request_id, error = %reason,
                         "redaction failed; blocking the request (fail-closed)");
                     report.decision = Decision::Block;
-                    blocked(req, &report.findings, &[Outcome::Block, Outcome::Redact])
+                    blocked(
+                        req,
+                        self.block_status,
+                        &report.findings,
+                        &[Outcome::Block, Outcome::Redact],
+                    )
                 }
             },
         };
@@ -515,7 +529,12 @@ fn error_response(
 }
 
 /// 403 naming the rules that caused the block; never the matched values.
-fn blocked(req: &RequestInfo<'_>, findings: &[Reported], outcomes: &[Outcome]) -> Verdict {
+fn blocked(
+    req: &RequestInfo<'_>,
+    status: StatusCode,
+    findings: &[Reported],
+    outcomes: &[Outcome],
+) -> Verdict {
     let list: Vec<FindingRef<'_>> = findings
         .iter()
         .filter(|f| outcomes.contains(&f.outcome))
@@ -533,7 +552,7 @@ fn blocked(req: &RequestInfo<'_>, findings: &[Reported], outcomes: &[Outcome]) -
     what.dedup();
     error_response(
         req,
-        StatusCode::FORBIDDEN,
+        status,
         format!(
             "Blocked by ClawGuard: this request carries sensitive data ({}) and was not sent",
             what.join(", ")
@@ -741,6 +760,16 @@ action = "log"
             .unwrap()
             .contains("(request id req-1)"));
         assert_eq!(json["findings"][0]["location"], "body");
+    }
+
+    #[test]
+    fn block_status_is_configurable() {
+        let cfg = Config::parse("t", "block_status = 451").unwrap();
+        let e = Engine::new(&cfg).unwrap();
+        let body = Bytes::from_static(br#"{"k": "AKIAQYLPMN5HFIQR7VUX"}"#);
+        let (status, json) = response(&e.inspect(&json_req("api.example.com").info(), &body));
+        assert_eq!(status, 451);
+        assert_eq!(json["error"]["type"], "clawguard_blocked");
     }
 
     #[test]
