@@ -548,3 +548,68 @@ async fn sigterm_lets_in_flight_streams_finish() {
     assert!(child.wait().await.unwrap().success());
     assert!(proxy.wait_exit().await.success(), "{}", proxy.log());
 }
+
+/// CONNECT to an echo server, then speak neither TLS nor HTTP. Returns what came back.
+async fn opaque_tunnel(config: &str) -> (Vec<u8>, Proxy) {
+    let origin = Origin::start().await;
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let echo_port = echo.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let proxy = Proxy::start(config, &origin.ca_pem);
+    let mut s = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    s.write_all(
+        format!("CONNECT 127.0.0.1:{echo_port} HTTP/1.1\r\nHost: 127.0.0.1:{echo_port}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut reader = BufReader::new(s);
+    let mut status = String::new();
+    reader.read_line(&mut status).await.unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.unwrap();
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut s = reader.into_inner();
+    s.write_all(b"\x00\x01binary-protocol\n").await.unwrap();
+    // Read until the 18 bytes are back or the proxy closes the tunnel.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while got.len() < 18 {
+        match tokio::time::timeout(PATIENCE, s.read(&mut buf))
+            .await
+            .unwrap()
+        {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    (got, proxy)
+}
+
+#[tokio::test]
+async fn tunnel_with_neither_tls_nor_http_is_closed_when_enforcing() {
+    let (got, proxy) = opaque_tunnel("").await;
+    assert!(got.is_empty(), "nothing relayed: {got:?}");
+    proxy
+        .wait_for_log("tunnel carries neither TLS nor HTTP: closed")
+        .await;
+}
+
+#[tokio::test]
+async fn tunnel_with_neither_tls_nor_http_is_relayed_in_dry_run() {
+    let (got, proxy) = opaque_tunnel("mode = \"dry-run\"\n").await;
+    assert_eq!(got, b"\x00\x01binary-protocol\n");
+    proxy.wait_for_log("relayed uninspected").await;
+}

@@ -142,11 +142,35 @@ async fn intercept<IO>(
         Ok(Ok(1)) => {}
         _ => return,
     }
-    let io = Rewind {
+    let mut io = Rewind {
         first: Some(first[0]),
         inner: io,
     };
     let tls = first[0] == TLS_HANDSHAKE_RECORD;
+    if !tls && !first[0].is_ascii_uppercase() {
+        // Neither a TLS ClientHello nor an HTTP request line (methods are upper-case
+        // tokens): nothing here can be inspected. Fail closed like an undecodable body,
+        // unless the operator chose fail_open or dry-run.
+        let live = state.live();
+        let relay = live.cfg.fail_open || live.cfg.mode == crate::config::Mode::DryRun;
+        if !relay {
+            tracing::warn!(request_id = %id, host = %checked.target.host, port = checked.target.port,
+                "tunnel carries neither TLS nor HTTP: closed (uninspectable; fail_open or dry-run would relay it)");
+            return;
+        }
+        tracing::warn!(request_id = %id, host = %checked.target.host, port = checked.target.port,
+            "tunnel carries neither TLS nor HTTP: relayed uninspected (fail_open or dry-run)");
+        let connect_timeout = std::time::Duration::from_secs(live.cfg.connect_timeout_secs);
+        if let Ok(Ok(mut upstream)) = tokio::time::timeout(
+            connect_timeout,
+            tokio::net::TcpStream::connect(&checked.addrs[..]),
+        )
+        .await
+        {
+            let _ = tokio::io::copy_bidirectional(&mut io, &mut upstream).await;
+        }
+        return;
+    }
     checked.target.https = tls;
     let host = checked.target.host.clone();
     let conn = Arc::new(Conn {
