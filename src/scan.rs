@@ -680,9 +680,9 @@ mod preview_tests {
 
     #[test]
     fn preview_hides_most_of_the_value() {
-        let token = "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";
+        let token = "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";
         let p = preview(token.as_bytes());
-        assert_eq!(p, "ghp_********3w");
+        assert_eq!(p, "ghp_********Bo");
         assert_eq!(preview(b"123456"), "1*****");
         assert_eq!(preview(b"ab"), "**");
         assert_eq!(
@@ -691,4 +691,3 @@ mod preview_tests {
         );
     }
 }
-

@@ -352,6 +352,13 @@ async fn concurrent_first_requests_mint_one_leaf() {
     for out in futures_util::future::join_all(runs).await {
         assert_eq!((out.exit, out.status), (0, 200), "{}", out.stderr);
     }
+    // The log is collected by another thread: wait until it holds all eight requests
+    // (a second mint would be logged before its request finished).
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while proxy.log().matches("method=GET").count() < 8 {
+        assert!(tokio::time::Instant::now() < deadline, "{}", proxy.log());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let log = proxy.log();
     let minted = log
         .lines()
