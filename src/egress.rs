@@ -10,6 +10,7 @@
 //! (cloud metadata always, loopback/link-local/private unless `allow_private`); then the
 //! default (`allow`, or `deny` in allow-list mode).
 
+use crate::policy::host_matches;
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -209,18 +210,6 @@ pub fn parse_ip_host(host: &str) -> Option<IpAddr> {
     }
     v |= last;
     Some(IpAddr::V4(Ipv4Addr::from(v as u32)))
-}
-
-/// `*.example.com` matches `a.example.com` and `a.b.example.com`, not `example.com`;
-/// a plain name matches itself. Case-insensitive, a trailing dot is ignored.
-pub fn host_matches(glob: &str, host: &str) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    let glob = glob.trim_end_matches('.').to_ascii_lowercase();
-    match glob.strip_prefix("*.") {
-        Some(suffix) => host.len() > suffix.len() + 1 && host.ends_with(&format!(".{suffix}")),
-        None if glob == "*" => true,
-        None => host == glob,
-    }
 }
 
 impl EgressConfig {

@@ -274,44 +274,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
     }
 }
 
-/// Host globs: `*` matches any run of characters (dots included), ASCII case-insensitive.
-pub(crate) fn glob_match(pattern: &str, host: &str) -> bool {
-    let (p, h) = (pattern.as_bytes(), host.as_bytes());
-    let (mut pi, mut hi) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while hi < h.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, hi));
-            pi += 1;
-        } else if pi < p.len() && p[pi].eq_ignore_ascii_case(&h[hi]) {
-            pi += 1;
-            hi += 1;
-        } else if let Some((sp, sh)) = star {
-            pi = sp + 1;
-            hi = sh + 1;
-            star = Some((sp, sh + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("*.example.com", "a.example.com"));
-        assert!(glob_match("*.example.com", "a.b.EXAMPLE.com"));
-        assert!(!glob_match("*.example.com", "example.com"));
-        assert!(!glob_match("*.example.com", "example.com.evil.net"));
-        assert!(glob_match("localhost", "LOCALHOST"));
-        assert!(!glob_match("localhost", "localhost2"));
-        assert!(glob_match("api*.x.io", "api-eu.x.io"));
-        assert!(glob_match("*", "anything"));
-    }
 
     #[tokio::test]
     async fn rewind_replays_the_peeked_byte() {

@@ -78,7 +78,10 @@ impl Live {
     }
 
     fn bypassed(&self, host: &str) -> bool {
-        self.cfg.bypass.iter().any(|g| connect::glob_match(g, host))
+        self.cfg
+            .bypass
+            .iter()
+            .any(|g| crate::policy::host_matches(g, host))
     }
 }
 
