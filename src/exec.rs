@@ -77,6 +77,7 @@ pub async fn run(cfg: Config, opts: ExecOptions) -> Result<i32, ExecError> {
         }
     };
     let bundle = trust_bundle(&ca_path)?;
+    let signal_streams = register_signals();
     let (child, listener) = if opts.lockdown {
         let url = format!("http://127.0.0.1:{LOCKDOWN_PORT}");
         cmd.envs(proxy_env(&url, &ca_path, &bundle, &opts.no_proxy));
@@ -115,7 +116,7 @@ pub async fn run(cfg: Config, opts: ExecOptions) -> Result<i32, ExecError> {
         (Some(l), None, Some(addr)) => Some(tokio::spawn(relay(l, addr, stop_rx))),
         _ => None,
     };
-    let signals = tokio::spawn(forward_signals(child.id()));
+    let signals = tokio::spawn(forward_signals(signal_streams, child.id()));
     let mut child = child;
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
@@ -161,7 +162,9 @@ async fn relay(
 /// Pass termination and user signals on to the command. SIGINT from the terminal already
 /// reaches the command (same process group), so it is only forwarded when it was sent to
 /// ClawGuard alone.
-async fn forward_signals(pid: u32) {
+/// Signals passed on to the command. Registered *before* the command starts, so a signal
+/// that arrives early is forwarded instead of killing ClawGuard by its default action.
+fn register_signals() -> Vec<(tokio::signal::unix::SignalKind, tokio::signal::unix::Signal)> {
     use tokio::signal::unix::{signal, SignalKind};
     let kinds = [
         SignalKind::interrupt(),
@@ -171,12 +174,16 @@ async fn forward_signals(pid: u32) {
         SignalKind::user_defined1(),
         SignalKind::user_defined2(),
     ];
-    let mut streams = Vec::new();
-    for k in kinds {
-        if let Ok(s) = signal(k) {
-            streams.push((k, s));
-        }
-    }
+    kinds
+        .into_iter()
+        .filter_map(|k| signal(k).ok().map(|s| (k, s)))
+        .collect()
+}
+
+async fn forward_signals(
+    streams: Vec<(tokio::signal::unix::SignalKind, tokio::signal::unix::Signal)>,
+    pid: u32,
+) {
     let mut tasks = tokio::task::JoinSet::new();
     for (kind, mut s) in streams {
         tasks.spawn(async move {

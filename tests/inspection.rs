@@ -8,11 +8,11 @@
 //! No assertion is about time: waits are bounded by `PATIENCE` only so that a broken proxy
 //! fails instead of hanging.
 
-mod support;
+mod common;
 
+use common::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use support::*;
 
 /// `aws-access-key-id` (credential, action block).
 const AWS_KEY: &str = "AKIAQYLPMN5HFIQR7VUX";
@@ -388,7 +388,11 @@ async fn multipart_body_is_redacted_part_by_part() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_forwards_unchanged_and_says_what_it_would_do() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start_with("", &origin.ca_pem, &["--mode", "dry-run"]);
+    let proxy = Proxy::start_with(
+        "",
+        &origin.ca_pem,
+        &["--allow-private", "--mode", "dry-run"],
+    );
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         (
@@ -448,7 +452,11 @@ async fn credential_goes_to_its_home_host_only_in_a_header() {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
     let rules = agent_key_rules(dir.path());
-    let proxy = Proxy::start_with("", &origin.ca_pem, &["--rules", path_str(&rules)]);
+    let proxy = Proxy::start_with(
+        "",
+        &origin.ca_pem,
+        &["--allow-private", "--rules", path_str(&rules)],
+    );
     let auth = format!("Authorization: Bearer {AGENT_KEY}");
     let body = write(dir.path(), "b.json", chat_body("hello"));
 

@@ -44,6 +44,8 @@ pub struct Recorded {
     pub headers: http::HeaderMap,
     pub body_len: usize,
     pub body_sha256: [u8; 32],
+    /// The body exactly as received (after HTTP framing, before any decoding).
+    pub body: Bytes,
 }
 
 pub struct Origin {
@@ -190,6 +192,7 @@ async fn origin_handler(
         headers: parts.headers,
         body_len: body.len(),
         body_sha256: Sha256::digest(&body).into(),
+        body: body.clone(),
     });
     if path == "/hang" {
         // Never answers: the proxy's upstream timeout must.
@@ -381,6 +384,34 @@ impl Proxy {
     }
 
     /// Poll the log until `needle` shows up.
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Peak resident set size (`VmHWM` from /proc/PID/status), in KiB.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Poll the log until `needle` shows up `n` times (the log is read by a thread, so
+    /// it can lag behind the responses a test has already seen).
+    pub async fn wait_for_log_count(&self, needle: &str, n: usize) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.log().matches(needle).count() < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "`{needle}` not logged {n} times:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn wait_for_log(&self, needle: &str) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         while !self.log().contains(needle) {
