@@ -174,9 +174,11 @@ impl Scanner {
         let keywords = if patterns.is_empty() {
             None
         } else {
-            // Case-sensitive on purpose: with ASCII case folding aho-corasick can build no
-            // prefilter and walks the DFA byte by byte; exact keywords get its SIMD
-            // (Teddy) prefilter. Case-insensitive words are expanded in `keyword_forms`.
+            // Case-sensitive on purpose (ASCII case folding makes the automaton larger and
+            // slower); words that need it are expanded in `keyword_forms`. A DFA: with
+            // ~100 keywords no SIMD prefilter helps (see `collect_candidates`), and a
+            // regex-automata dense DFA, ~35 % fewer instructions per byte, costs ~0.25 s
+            // to build at every start (measured with callgrind).
             Some(
                 AhoCorasick::builder()
                     .kind(Some(AhoCorasickKind::DFA))
