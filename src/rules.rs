@@ -5,7 +5,6 @@
 //! how to confirm it (validator, context words, entropy) and what to do with it.
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -276,15 +275,13 @@ impl RulePack {
                 })?
                 .to_string();
             let existing = self.rules.iter().position(|r| r.id == id);
+            let invalid = |e: toml::de::Error| RuleError::Invalid {
+                path: path.to_string(),
+                id: id.clone(),
+                message: e.message().to_string(),
+            };
             if is_full {
-                let rule: Rule =
-                    value
-                        .try_into()
-                        .map_err(|e: toml::de::Error| RuleError::Invalid {
-                            path: path.to_string(),
-                            id: id.clone(),
-                            message: e.message().to_string(),
-                        })?;
+                let rule: Rule = value.try_into().map_err(invalid)?;
                 check_rule(path, &rule)?;
                 match existing {
                     Some(i) => {
@@ -297,14 +294,7 @@ impl RulePack {
                     }
                 }
             } else {
-                let ov: RuleOverride =
-                    value
-                        .try_into()
-                        .map_err(|e: toml::de::Error| RuleError::Invalid {
-                            path: path.to_string(),
-                            id: id.clone(),
-                            message: e.message().to_string(),
-                        })?;
+                let ov: RuleOverride = value.try_into().map_err(invalid)?;
                 let Some(i) = existing else {
                     return Err(RuleError::Invalid {
                         path: path.to_string(),
@@ -338,27 +328,11 @@ impl RulePack {
         self.rules.iter().filter(|r| !r.disabled)
     }
 
-    /// Apply per-rule overrides from the config file.
-    pub fn disable(&mut self, id: &str) -> bool {
-        match self.rules.iter_mut().find(|r| r.id == id) {
-            Some(r) => {
-                r.disabled = true;
-                true
-            }
-            None => false,
-        }
-    }
-
     pub fn source_of(&self, id: &str) -> Option<&str> {
         self.rules
             .iter()
             .position(|r| r.id == id)
             .map(|i| self.sources[i].as_str())
-    }
-
-    /// Index rules by id.
-    pub fn by_id(&self) -> HashMap<&str, &Rule> {
-        self.rules.iter().map(|r| (r.id.as_str(), r)).collect()
     }
 }
 
