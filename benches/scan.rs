@@ -4,8 +4,8 @@
 //! (b) benign text with no planted items: source code and prose found on the machine
 //!     (Python's standard library, this crate's own sources), repeated to 8 MiB.
 
-use clawguard::rules::RulePack;
-use clawguard::scan::Scanner;
+use clawguard::detect::rules::RulePack;
+use clawguard::detect::scan::Scanner;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::path::Path;
 

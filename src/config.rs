@@ -1,7 +1,7 @@
 //! The TOML configuration: embedded defaults, a user file over them, flags over both.
 //! Validation errors name the file and line.
 
-use crate::rules::{Action, RulePack};
+use crate::detect::rules::{Action, RulePack};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -178,7 +178,7 @@ pub enum ConfigError {
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
     #[error(transparent)]
-    Rules(#[from] crate::rules::RuleError),
+    Rules(#[from] crate::detect::rules::RuleError),
 }
 
 impl Config {

@@ -10,7 +10,7 @@
 //! (cloud metadata always, loopback/link-local/private unless `allow_private`); then the
 //! default (`allow`, or `deny` in allow-list mode).
 
-use crate::policy::host_matches;
+use crate::detect::policy::host_matches;
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -41,7 +41,7 @@ pub struct EgressRule {
     /// Force at least this action for any finding sent to this destination
     /// (e.g. `"block"` for paste sites).
     #[serde(default)]
-    pub findings: Option<crate::rules::Action>,
+    pub findings: Option<crate::detect::rules::Action>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,7 +94,7 @@ pub struct Allowed {
     pub addrs: Vec<SocketAddr>,
     pub bypass: bool,
     /// Minimum action for findings on the way to this destination.
-    pub findings: Option<crate::rules::Action>,
+    pub findings: Option<crate::detect::rules::Action>,
 }
 
 const METADATA_HOSTS: &[&str] = &[
@@ -422,7 +422,7 @@ findings = "block"
         ));
         assert!(c.check("p.icloud.com", 443, &public).unwrap().bypass);
         let a = c.check("h", 443, &[sa("203.0.113.9:443")]).unwrap();
-        assert_eq!(a.findings, Some(crate::rules::Action::Block));
+        assert_eq!(a.findings, Some(crate::detect::rules::Action::Block));
         assert!(matches!(
             c.check("other.com", 443, &public),
             Err(Denied::NotListed(_))

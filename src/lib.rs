@@ -6,15 +6,10 @@
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod detect;
 pub mod egress;
 pub mod exec;
-pub mod extract;
-pub mod inspect;
 pub mod metrics;
-pub mod policy;
 pub mod proxy;
-pub mod redact;
 pub mod report;
-pub mod rules;
-pub mod scan;
 pub mod tls;

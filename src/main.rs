@@ -2,9 +2,9 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use clawguard::detect::rules::{self, RulePack};
+use clawguard::detect::scan::Scanner;
 use clawguard::report::{self, Format, Input};
-use clawguard::rules::{self, RulePack};
-use clawguard::scan::Scanner;
 use is_terminal::IsTerminal;
 use std::io::{Read, Write};
 use std::path::PathBuf;

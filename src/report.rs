@@ -1,7 +1,7 @@
 //! `clawguard scan`: walk paths, scan files in parallel, print findings as text,
 //! JSON lines or SARIF 2.1.0, or print the input redacted.
 
-use crate::scan::{preview, Finding, Scanner};
+use crate::detect::scan::{preview, Finding, Scanner};
 use rayon::prelude::*;
 use serde_json::json;
 use std::io::{self, Read, Write};

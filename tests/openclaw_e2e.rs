@@ -733,7 +733,7 @@ fn lockdown_leaves_only_the_proxy_path_and_openclaw_still_works() {
 /// key. With a 403, OpenClaw 2026.9.6 reports "authentication failed, HTTP 403.
 /// Re-authenticate the provider" and puts the key in a cooldown of about a minute, so
 /// the user's next, clean turn fails too. With 451 (tried by changing the status in
-/// `inspect::blocked`) this test passes: OpenClaw puts "451 Blocked by ClawGuard: …" in
+/// `detect::engine::blocked`) this test passes: OpenClaw puts "451 Blocked by ClawGuard: …" in
 /// its JSON error, retries the turn a few times (each blocked again) and leaves the key
 /// alone. Ignored until ClawGuard answers blocks on LLM API paths with a status
 /// OpenClaw does not read as an auth failure.

@@ -5,9 +5,9 @@ use super::body::{self, collect_capped, error_response, Collected, Prefixed, Pro
 use super::{connect, Live, ProxyState};
 use crate::audit::{AuditEvent, AuditFinding};
 use crate::config::Mode;
-use crate::inspect::{Inspection, RequestInfo, Verdict};
-use crate::policy::Decision;
-use crate::rules::Action;
+use crate::detect::engine::{Inspection, RequestInfo, Verdict};
+use crate::detect::policy::Decision;
+use crate::detect::rules::Action;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request, Response, StatusCode, Version};

@@ -2,7 +2,7 @@
 //!
 //! Entry points: [`run`] (what `clawguard run` calls) and [`serve`] /
 //! [`serve_with_shutdown`] over an already bound listener with a [`ProxyState`].
-//! Detection lives in [`crate::inspect`]; this module only moves bytes and asks it.
+//! Detection lives in [`crate::detect::engine`]; this module only moves bytes and asks it.
 
 pub mod admin;
 pub mod body;
@@ -14,7 +14,7 @@ pub mod upstream;
 use crate::audit::{AuditEvent, AuditLog, Fingerprinter};
 use crate::auth::{AuthError, Authenticator};
 use crate::config::{Config, ConfigError, ConfigSource};
-use crate::inspect::Engine;
+use crate::detect::engine::Engine;
 use crate::metrics::Metrics;
 use crate::tls::{CertificateAuthority, TlsError};
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -81,7 +81,7 @@ impl Live {
         self.cfg
             .bypass
             .iter()
-            .any(|g| crate::policy::host_matches(g, host))
+            .any(|g| crate::detect::policy::host_matches(g, host))
     }
 }
 

@@ -3,18 +3,18 @@
 //!
 //! Matched values never leave this module: responses name rules, categories and
 //! locations only; logs and the [`Inspection`] report carry a masked
-//! [`crate::scan::preview`].
+//! [`crate::detect::scan::preview`].
 //!
 //! The URL cannot be redacted through [`Verdict::Rewrite`] (it has no URI field), so a
-//! `redact` finding in the URL escalates to block; [`crate::redact::uri`] exists for when
+//! `redact` finding in the URL escalates to block; [`crate::detect::redact::uri`] exists for when
 //! the proxy can forward a rewritten target.
 
 use crate::config::{Config, ConfigError, Mode};
-use crate::extract::{self, BodyKind, ExtractError, Location, Segment, Source};
-use crate::policy::{self, Decision, Outcome};
-use crate::redact::{self, RedactError, Span};
-use crate::rules::{Action, Category, RulePack};
-use crate::scan::{self, Finding, Scanner};
+use crate::detect::extract::{self, BodyKind, ExtractError, Location, Segment, Source};
+use crate::detect::policy::{self, Decision, Outcome};
+use crate::detect::redact::{self, RedactError, Span};
+use crate::detect::rules::{Action, Category, RulePack};
+use crate::detect::scan::{self, Finding, Scanner};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use serde::Serialize;

@@ -7,7 +7,7 @@
 
 pub mod validate;
 
-use crate::rules::{Category, Rule, RulePack, Trigger};
+use crate::detect::rules::{Category, Rule, RulePack, Trigger};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
@@ -427,9 +427,9 @@ impl Scanner {
 
 /// The byte strings a keyword is searched as: as written, and for `KeywordCase::Any` also
 /// lower-case, UPPER-CASE and Capitalised (first ASCII letter upper, rest lower).
-fn keyword_forms(kw: &str, case: crate::rules::KeywordCase) -> Vec<Vec<u8>> {
+fn keyword_forms(kw: &str, case: crate::detect::rules::KeywordCase) -> Vec<Vec<u8>> {
     let mut forms = vec![kw.as_bytes().to_vec()];
-    if case == crate::rules::KeywordCase::Any {
+    if case == crate::detect::rules::KeywordCase::Any {
         let lower = kw.as_bytes().to_ascii_lowercase();
         let mut capital = lower.clone();
         if let Some(c) = capital.iter_mut().find(|b| b.is_ascii_alphabetic()) {
@@ -590,7 +590,7 @@ mod tests {
 
     #[test]
     fn keyword_case_forms() {
-        use crate::rules::KeywordCase::{Any, Exact};
+        use crate::detect::rules::KeywordCase::{Any, Exact};
         assert_eq!(keyword_forms("AKIA", Exact), vec![b"AKIA".to_vec()]);
         let forms = keyword_forms("_token", Any);
         for f in [&b"_token"[..], b"_TOKEN", b"_Token"] {

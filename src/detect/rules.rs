@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 pub const BUILTIN_PACKS: &[(&str, &str)] = &[
     (
         "credentials.toml",
-        include_str!("../patterns/credentials.toml"),
+        include_str!("../../patterns/credentials.toml"),
     ),
-    ("pii-cn.toml", include_str!("../patterns/pii-cn.toml")),
+    ("pii-cn.toml", include_str!("../../patterns/pii-cn.toml")),
     (
         "pii-global.toml",
-        include_str!("../patterns/pii-global.toml"),
+        include_str!("../../patterns/pii-global.toml"),
     ),
 ];
 
@@ -212,7 +212,7 @@ pub enum RuleError {
     },
 }
 
-/// A set of rules ready to compile into a [`crate::scan::Scanner`].
+/// A set of rules ready to compile into a [`crate::detect::scan::Scanner`].
 #[derive(Debug, Clone, Default)]
 pub struct RulePack {
     pub rules: Vec<Rule>,
@@ -360,9 +360,10 @@ fn check_rule(path: &str, rule: &Rule) -> Result<(), RuleError> {
     if rule.keywords.iter().any(|k| k.len() < 2) {
         return Err(invalid("keywords must be at least 2 bytes long".into()));
     }
-    crate::scan::compile_regex(&rule.regex).map_err(|e| invalid(format!("bad regex: {e}")))?;
+    crate::detect::scan::compile_regex(&rule.regex)
+        .map_err(|e| invalid(format!("bad regex: {e}")))?;
     if let Some(v) = &rule.validator {
-        crate::scan::validate::Validator::parse(v).map_err(invalid)?;
+        crate::detect::scan::validate::Validator::parse(v).map_err(invalid)?;
     }
     Ok(())
 }
@@ -390,8 +391,10 @@ pub struct ExampleFailure {
 
 /// Run every rule's `match` / `no_match` examples through a scanner built from the pack.
 /// A `match` example must yield a finding of that rule; a `no_match` example must not.
-pub fn self_test(pack: &RulePack) -> Result<(usize, Vec<ExampleFailure>), crate::scan::ScanError> {
-    let scanner = crate::scan::Scanner::new(pack)?;
+pub fn self_test(
+    pack: &RulePack,
+) -> Result<(usize, Vec<ExampleFailure>), crate::detect::scan::ScanError> {
+    let scanner = crate::detect::scan::Scanner::new(pack)?;
     let mut failures = Vec::new();
     let mut count = 0;
     for rule in pack.enabled() {

@@ -20,8 +20,8 @@
 //! body, or where the proxy cannot rewrite the request) becomes `block`: the data must
 //! not leave, and we have no safe way to remove just it.
 
-use crate::extract::Location;
-use crate::rules::{Action, Rule};
+use crate::detect::extract::Location;
+use crate::detect::rules::{Action, Rule};
 use serde::Serialize;
 
 /// What happens to one finding.
@@ -131,7 +131,7 @@ pub fn decide(outcomes: impl IntoIterator<Item = Outcome>) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::{Category, RulePack};
+    use crate::detect::rules::{Category, RulePack};
 
     fn rule(id: &str, category: &str, action: Option<&str>, home: &str) -> Rule {
         let mut text = format!(

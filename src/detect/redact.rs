@@ -86,11 +86,11 @@ fn replace(
 }
 
 /// Redact a JSON document. The result must parse, and must hold as many JSON-in-a-string
-/// documents as before (`nested`, from [`crate::extract::BodyView::nested_json`]), so a
+/// documents as before (`nested`, from [`crate::detect::extract::BodyView::nested_json`]), so a
 /// redaction that broke a tool call's `arguments` is caught too.
 pub fn json(src: &[u8], spans: Vec<Span>, nested: usize) -> Result<Vec<u8>, RedactError> {
     let out = replace(src, spans, Style::Plain, b"", "JSON")?;
-    match crate::extract::json_view(&out) {
+    match crate::detect::extract::json_view(&out) {
         Some((_, _, n)) if n == nested => Ok(out),
         _ => Err(RedactError::InvalidJson),
     }
@@ -137,7 +137,7 @@ pub fn uri(uri: &http::Uri, spans: Vec<Span>) -> Result<http::Uri, RedactError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extract::{body_view, json_view, BodyKind};
+    use crate::detect::extract::{body_view, json_view, BodyKind};
 
     fn span(s: usize, e: usize, rule: &str) -> Span {
         Span {

@@ -1,0 +1,13 @@
+//! The detection core: one cohesive pipeline the proxy (and `clawguard scan`) calls.
+//!
+//! `rules` (pure data from `patterns/*.toml`) → `scan` (compiled matcher, validators) →
+//! `extract` (request parts → segments with offset maps) → `policy` (rule × destination →
+//! action) → `redact` (rewriting spans) → `engine` (a request in, a verdict out).
+//! Dependencies point one way, down this list; nothing here knows about sockets.
+
+pub mod engine;
+pub mod extract;
+pub mod policy;
+pub mod redact;
+pub mod rules;
+pub mod scan;
