@@ -3,6 +3,7 @@
 //! The crate is laid out one module per concern; see `../shared/ARCHITECTURE.md`
 //! and the README for the data flow.
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod config;

@@ -4,7 +4,6 @@
 //! [`serve_with_shutdown`] over an already bound listener with a [`ProxyState`].
 //! Detection lives in [`crate::detect::engine`]; this module only moves bytes and asks it.
 
-pub mod admin;
 pub mod body;
 mod connect;
 mod forward;
@@ -373,7 +372,7 @@ pub async fn run(cfg: Config, source: ConfigSource) -> Result<(), ProxyError> {
             tracing::warn!(addr = %a, "admin listener beyond loopback: anyone who can reach it can read metrics and trigger reloads");
         }
         eprintln!("clawguard admin listening on {a}");
-        tokio::spawn(admin::serve(l, state.clone()));
+        tokio::spawn(crate::admin::serve(l, state.clone()));
     }
     let st = state.clone();
     tokio::spawn(async move {
