@@ -268,8 +268,7 @@ impl ScopeKey {
     /// [`entity_for`]).
     pub fn placeholder(&self, entity: &str, value: &[u8]) -> String {
         assert!(
-            (ENTITY_MIN..=ENTITY_MAX).contains(&entity.len())
-                && entity.bytes().all(is_entity_byte),
+            (ENTITY_MIN..=ENTITY_MAX).contains(&entity.len()) && entity.bytes().all(is_entity_byte),
             "entity word {entity:?} outside the placeholder grammar"
         );
         let mut mac = self.0.clone();
@@ -310,9 +309,7 @@ mod tests {
         assert!(p.starts_with("CG_PHONE_"), "{p}");
         assert_eq!(p.len(), "CG_PHONE_".len() + TAG_LEN);
         assert!(looks_like_placeholder(p.as_bytes()), "{p}");
-        assert!(p
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        assert!(p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
     }
 
     #[test]
