@@ -96,6 +96,9 @@ pub struct Config {
     /// Bounds on one request's inspection (`[inspection]`).
     #[serde(default)]
     pub inspection: crate::detect::limits::Limits,
+    /// `clawguard icap`: the ICAP service's listener and limits.
+    #[serde(default)]
+    pub icap: crate::icap::IcapConfig,
 }
 
 /// Command-line values that override the file. Kept as a value (not applied once and
@@ -114,6 +117,8 @@ pub struct Overrides {
     pub audit_log: Option<PathBuf>,
     pub audit_key: Option<PathBuf>,
     pub admin: Option<SocketAddr>,
+    /// `clawguard icap --listen`.
+    pub icap_listen: Option<SocketAddr>,
 }
 
 /// Where the running configuration comes from: an optional file plus flags.
@@ -159,6 +164,9 @@ impl ConfigSource {
         }
         if let Some(a) = o.admin {
             cfg.admin = Some(a);
+        }
+        if let Some(a) = o.icap_listen {
+            cfg.icap.listen = a;
         }
         cfg.validate(&name)?;
         Ok(cfg)
@@ -283,6 +291,7 @@ impl Config {
         for (name, hash) in &self.users {
             crate::auth::check_hash(name, hash).map_err(|e| invalid(e.to_string()))?;
         }
+        self.icap.validate().map_err(invalid)?;
         for g in &self.bypass {
             if g.is_empty() || g.contains(char::is_whitespace) {
                 return Err(invalid(format!("bypass entry `{g}` is not a host glob")));

@@ -291,17 +291,44 @@ impl Proxy {
     /// origins listen on 127.0.0.1, which the default egress policy refuses). Always
     /// `--allow-root`: CI runs as root.
     pub fn start_with(config: &str, upstream_ca: &Path, extra: &[&str]) -> Proxy {
+        Proxy::launch("run", config, upstream_ca, extra, "clawguard listening on ")
+    }
+
+    /// `clawguard icap` on a free loopback port (`addr` is the ICAP address), with
+    /// `--allow-private` so test origins on 127.0.0.1 pass the egress policy.
+    pub fn start_icap(config: &str, extra: &[&str]) -> Proxy {
+        let mut args = vec!["--allow-private"];
+        args.extend_from_slice(extra);
+        Proxy::launch(
+            "icap",
+            config,
+            Path::new(""),
+            &args,
+            "clawguard icap listening on ",
+        )
+    }
+
+    /// Start `clawguard SUBCOMMAND` and wait for the line `ready` + address.
+    pub fn launch(
+        subcommand: &str,
+        config: &str,
+        upstream_ca: &Path,
+        extra: &[&str],
+        ready: &'static str,
+    ) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("config.toml");
         std::fs::write(&cfg, config).unwrap();
         let ca_dir = dir.path().join("ca");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clawguard"))
-            .args(["run", "--listen", "127.0.0.1:0", "--config"])
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clawguard"));
+        cmd.args([subcommand, "--listen", "127.0.0.1:0", "--config"])
             .arg(&cfg)
             .arg("--ca-dir")
-            .arg(&ca_dir)
-            .arg("--upstream-ca")
-            .arg(upstream_ca)
+            .arg(&ca_dir);
+        if !upstream_ca.as_os_str().is_empty() {
+            cmd.arg("--upstream-ca").arg(upstream_ca);
+        }
+        let mut child = cmd
             .arg("--allow-root")
             .args(extra)
             .env("RUST_LOG", "info")
@@ -322,7 +349,7 @@ impl Proxy {
                 if let Some(a) = line.strip_prefix("clawguard admin listening on ") {
                     *admin2.lock().unwrap() = a.trim().parse::<SocketAddr>().ok();
                 }
-                if let Some(a) = line.strip_prefix("clawguard listening on ") {
+                if let Some(a) = line.strip_prefix(ready) {
                     let _ = tx.send(a.trim().parse::<SocketAddr>().unwrap());
                 }
                 let mut l = log2.lock().unwrap();
