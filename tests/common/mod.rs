@@ -3,6 +3,8 @@
 //! Everything stays on loopback.
 #![allow(dead_code)]
 
+pub mod squid;
+
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::combinators::BoxBody;
@@ -540,4 +542,26 @@ pub fn have(program: &str) -> bool {
 pub fn cert_der(pem: &Path) -> CertificateDer<'static> {
     use rustls::pki_types::pem::PemObject;
     CertificateDer::from_pem_file(pem).unwrap()
+}
+
+/// Whether a test peer (`program --version` works) is here. Missing: under `CI=true` the
+/// test fails (CI installs its peers, so a gap there is a broken CI, not a skip); on a
+/// developer machine it says SKIP and returns false.
+pub fn require_peer(program: &str) -> bool {
+    let found = have(program)
+        || std::process::Command::new(program)
+            .arg("-v")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if found {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "test peer `{program}` is missing under CI=true (.ci/run must install it)"
+    );
+    eprintln!("SKIP: {program} not installed");
+    false
 }
