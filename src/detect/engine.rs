@@ -10,7 +10,10 @@
 //! the proxy can forward a rewritten target.
 
 use crate::config::{Config, ConfigError, Mode};
-use crate::detect::extract::{self, BodyKind, ExtractError, Location, Segment, Source};
+use crate::detect::extract::{
+    self, BodyKind, Budget, ExtractError, Layer, Location, Segment, Source,
+};
+use crate::detect::layers;
 use crate::detect::limits::Limits;
 use crate::detect::policy::{self, Decision, Outcome};
 use crate::detect::redact::{self, RedactError, Span};
@@ -19,6 +22,7 @@ use crate::detect::scan::{self, Finding, Scanner};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use serde::Serialize;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// What the proxy knows about a request before its body is inspected.
@@ -61,6 +65,9 @@ pub struct Reported {
     /// The header name for `location = "header"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
+    /// Where it was found, layer by layer (`body › json messages[2].content › base64`).
+    /// JSON keys and cookie names that could be values are masked like previews.
+    pub path: String,
     /// Masked preview ([`scan::preview`]).
     pub preview: String,
     /// Keyed fingerprint of the matched bytes, when the engine has a
@@ -286,21 +293,45 @@ impl Engine {
     }
 
     pub fn too_large_report(&self, req: &RequestInfo<'_>) -> (Verdict, Inspection) {
-        let segs = extract::request_segments(req.uri, req.headers);
+        let names = extract::header_names(req.headers);
+        let mut segs = extract::request_segments(req.method, req.uri, req.headers);
+        segs.push(extract::header_names_segment(&names));
+        let mut budget = Budget::new(self.limits.max_layer_bytes);
+        layers::expand(&mut segs, &mut budget, self.limits.max_layer_depth);
         let hits = self.scan_segments(req, &segs, |s| s.source != Source::Uri && s.redactable);
-        self.finish(req, &segs, hits, Some(ExtractError::TooLarge), None)
+        let sources = Sources {
+            names: &names,
+            body: None,
+            wire: None,
+        };
+        self.finish(
+            req,
+            &segs,
+            &sources,
+            hits,
+            Some(ExtractError::TooLarge),
+            None,
+        )
     }
 
     /// [`Engine::inspect`] plus the report of what was found and decided.
     pub fn inspect_report(&self, req: &RequestInfo<'_>, body: &Bytes) -> (Verdict, Inspection) {
-        let mut segs = extract::request_segments(req.uri, req.headers);
+        let names = extract::header_names(req.headers);
+        let mut segs = extract::request_segments(req.method, req.uri, req.headers);
+        segs.push(extract::header_names_segment(&names));
+        let mut budget = Budget::new(self.limits.max_layer_bytes);
         let decoded = extract::decode_body(req.headers, body, self.max_inspect_bytes);
-        let content_type = req
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        let (view, error) = match &decoded {
-            Ok(d) => (Some(extract::body_view(content_type, d)), None),
+        let header_str = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let (view, mut error) = match &decoded {
+            Ok(d) => (
+                Some(extract::body_view_with(
+                    header_str("content-type"),
+                    header_str("grpc-encoding"),
+                    d,
+                    &mut budget,
+                )),
+                None,
+            ),
             Err(e) => (None, Some(e.clone())),
         };
         let (kind, nested) = match view {
@@ -311,6 +342,24 @@ impl Engine {
             }
             None => (BodyKind::Empty, 0),
         };
+        // With a Content-Encoding, the bytes as sent are read too: a gzip comment or a
+        // zstd skippable frame carries plain bytes that decoding drops.
+        let encoded = !body.is_empty()
+            && req
+                .headers
+                .get_all(header::CONTENT_ENCODING)
+                .iter()
+                .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
+        if encoded {
+            segs.push(Segment {
+                layers: vec![Layer::Wire],
+                ..Segment::raw(Location::Body, Source::Wire, body, false)
+            });
+        }
+        layers::expand(&mut segs, &mut budget, self.limits.max_layer_depth);
+        if budget.exceeded && error.is_none() {
+            error = Some(ExtractError::LayerBudget);
+        }
         let hits = self.scan_segments(req, &segs, |s| {
             // The URL has no place in a Rewrite verdict: it cannot be redacted.
             s.source != Source::Uri && s.redactable
@@ -318,13 +367,18 @@ impl Engine {
         if hits.is_empty() && error.is_none() {
             return (Verdict::Pass { would: None }, Inspection::clean());
         }
+        let sources = Sources {
+            names: &names,
+            body: decoded.as_deref().ok(),
+            wire: Some(body),
+        };
         let body_ctx = BodyCtx {
             wire: body,
             decoded: decoded.as_deref().ok(),
             kind,
             nested,
         };
-        self.finish(req, &segs, hits, error, Some(body_ctx))
+        self.finish(req, &segs, &sources, hits, error, Some(body_ctx))
     }
 
     /// Scan every segment and judge each finding; `redactable` says whether a segment
@@ -336,8 +390,15 @@ impl Engine {
         redactable: impl Fn(&Segment<'_>) -> bool,
     ) -> Hits {
         let mut hits = Hits::new(self.limits.max_findings.max(1));
+        // A layer repeats what its parent reading already found at the same raw bytes
+        // (the undecoded context around an escape): count each (rule, raw span) once.
+        let mut seen: HashSet<(Source, usize, usize, u32)> = HashSet::new();
         for (i, seg) in segs.iter().enumerate() {
             for finding in self.scanner.scan(&seg.view) {
+                let (rs, re) = seg.raw_span(finding.start, finding.end);
+                if !seen.insert((seg.source, rs, re, finding.rule_index)) {
+                    continue;
+                }
                 let rule = self.scanner.rule(&finding);
                 let can_redact = redactable(seg);
                 let outcome = raise(
@@ -360,6 +421,7 @@ impl Engine {
         &self,
         req: &RequestInfo<'_>,
         segs: &[Segment<'_>],
+        sources: &Sources<'_>,
         hits: Hits,
         error: Option<ExtractError>,
         body: Option<BodyCtx<'_>>,
@@ -371,7 +433,9 @@ impl Engine {
             .map(|h| {
                 let seg = &segs[h.seg];
                 let value = &seg.view[h.finding.start..h.finding.end];
+                let (raw_start, _) = seg.raw_span(h.finding.start, h.finding.end);
                 Reported {
+                    path: seg.describe(sources.bytes(seg.source), raw_start),
                     rule: h.finding.rule.to_string(),
                     category: h.finding.category,
                     location: seg.location.clone(),
@@ -440,6 +504,10 @@ impl Engine {
                 }
                 Some(ExtractError::TooLarge) => too_large_response(req, self.max_inspect_bytes),
                 Some(ExtractError::Undecodable(reason)) => undecodable_response(req, &reason),
+                Some(ExtractError::LayerBudget) => undecodable_response(
+                    req,
+                    "its encoding layers need more than the inspection budget",
+                ),
                 None => {
                     note = Some(format!(
                         "{} findings to redact, more than max_findings = {}: blocked instead",
@@ -495,6 +563,24 @@ fn raise(outcome: Outcome, floor: Option<Action>, redactable: bool) -> Outcome {
     }
 }
 
+/// The raw buffers segments point into, for naming where a finding sits.
+struct Sources<'a> {
+    names: &'a str,
+    body: Option<&'a [u8]>,
+    wire: Option<&'a [u8]>,
+}
+
+impl Sources<'_> {
+    fn bytes(&self, source: Source) -> Option<&[u8]> {
+        match source {
+            Source::Body => self.body,
+            Source::Wire => self.wire,
+            Source::HeaderNames => Some(self.names.as_bytes()),
+            _ => None,
+        }
+    }
+}
+
 /// The body as received and as decoded, for rewriting.
 struct BodyCtx<'a> {
     wire: &'a Bytes,
@@ -519,7 +605,7 @@ fn log_request(req: &RequestInfo<'_>, r: &Inspection, dry: bool, note: Option<&s
         .map(|c| format!("{}={}({})", c.rule, c.count, c.outcome.as_str()))
         .collect::<Vec<_>>()
         .join(",");
-    let mut locations: Vec<String> = r.findings.iter().map(|f| f.location.to_string()).collect();
+    let mut locations: Vec<String> = r.findings.iter().map(|f| f.path.clone()).collect();
     locations.sort_unstable();
     locations.dedup();
     let locations = locations.join(",");
@@ -528,7 +614,7 @@ fn log_request(req: &RequestInfo<'_>, r: &Inspection, dry: bool, note: Option<&s
         .findings
         .iter()
         .take(LOGGED_EXAMPLES)
-        .map(|f| format!("{} in {}: {}", f.rule, f.location, f.preview))
+        .map(|f| format!("{} in {}: {}", f.rule, f.path, f.preview))
         .collect::<Vec<_>>()
         .join("; ");
     let what = match (dry, r.decision) {
@@ -573,7 +659,12 @@ fn rewrite(
         match seg.source {
             Source::Body => body_spans.push(span),
             Source::Header(i) => header_spans.push((i, span)),
-            Source::Uri | Source::Userinfo => return Err(RedactError::Structure("URL")),
+            Source::Uri | Source::Userinfo | Source::Authority => {
+                return Err(RedactError::Structure("URL"))
+            }
+            Source::Method | Source::HeaderNames | Source::Wire => {
+                return Err(RedactError::Structure("request line or framing"))
+            }
         }
     }
     let mut headers = HeaderMap::with_capacity(req.headers.len());
@@ -618,6 +709,8 @@ struct FindingRef<'a> {
     rule: &'a str,
     category: Category,
     location: &'a Location,
+    /// The layer path (no values: names that could be values are masked).
+    path: &'a str,
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Verdict {
@@ -714,11 +807,12 @@ fn blocked(
             rule: &f.rule,
             category: f.category,
             location: &f.location,
+            path: &f.path,
         })
         .collect();
     let mut what: Vec<String> = list
         .iter()
-        .map(|f| format!("{} in {}", f.rule, f.location.as_str()))
+        .map(|f| format!("{} in {}", f.rule, f.path))
         .collect();
     what.sort_unstable();
     what.dedup();
@@ -969,9 +1063,10 @@ action = "log"
         assert_eq!(json["error"]["type"], "clawguard_blocked");
         assert_eq!(
             json["error"]["message"],
-            "Blocked by ClawGuard: this request carries sensitive data (api-key in body) \
-             and was not sent (request id req-1)"
+            "Blocked by ClawGuard: this request carries sensitive data (api-key in body › json \
+             content) and was not sent (request id req-1)"
         );
+        assert_eq!(json["findings"][0]["path"], "body › json content");
         let Verdict::Respond(r) = v else {
             unreachable!()
         };
@@ -1271,7 +1366,12 @@ action = "log"
     /// the one all of them make.
     #[test]
     fn findings_over_the_cap_still_decide() {
-        let capped = |n| engine(Mode::Enforce, false).with_limits(Limits { max_findings: n });
+        let capped = |n| {
+            engine(Mode::Enforce, false).with_limits(Limits {
+                max_findings: n,
+                ..Limits::default()
+            })
+        };
         let cards = |n: usize| {
             (0..n)
                 .map(|_| "4111 1111 1111 1111")

@@ -13,11 +13,22 @@ pub struct Limits {
     /// decides: anything that blocks blocks, and a redaction that would need more spans
     /// than this blocks instead (fail-closed: it cannot list what it would remove).
     pub max_findings: usize,
+    /// Encoding layers decoded inside one another (base64 of percent-encoding of …).
+    /// Deeper layers are not decoded; the bytes of the deepest layer are still scanned.
+    pub max_layer_depth: u8,
+    /// Bytes the decodings of one request may produce in all (decompressed readings,
+    /// transcoded text, decoded layers). Past it the inspection is incomplete and the
+    /// request is treated like an uninspectable body: refused unless `fail_open`.
+    pub max_layer_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_findings: 1000 }
+        Limits {
+            max_findings: 1000,
+            max_layer_depth: 6,
+            max_layer_bytes: 64 << 20,
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 
 pub mod engine;
 pub mod extract;
+pub mod layers;
 pub mod limits;
+pub mod normalize;
 pub mod policy;
 pub mod pseudonymize;
 pub mod redact;

@@ -305,7 +305,10 @@ mod tests {
             b"--b1\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\nmail [REDACTED:email] now\r\n--b1--\r\n"
         );
         let v = body_view(Some("multipart/form-data; boundary=b1"), &out);
-        assert_eq!(&v.segments[0].view[..], b"mail [REDACTED:email] now");
+        assert!(v
+            .segments
+            .iter()
+            .any(|s| &s.view[..] == b"mail [REDACTED:email] now"));
     }
 
     #[test]
