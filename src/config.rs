@@ -100,6 +100,9 @@ pub struct Config {
     /// `[users]` names allowed on the admin listener with their password (Basic).
     #[serde(default)]
     pub admin_users: Vec<String>,
+    /// Bounds on one request's inspection (`[inspection]`).
+    #[serde(default)]
+    pub inspection: crate::detect::limits::Limits,
     /// `clawguard icap`: the ICAP service's listener and limits.
     #[serde(default)]
     pub icap: crate::icap::IcapConfig,
@@ -279,6 +282,9 @@ impl Config {
         if self.max_inspect_bytes == 0 {
             return Err(invalid("max_inspect_bytes must be greater than 0".into()));
         }
+        self.inspection
+            .validate()
+            .map_err(|e| invalid(e.to_string()))?;
         if self.connect_timeout_secs == 0 || self.upstream_timeout_secs == 0 {
             return Err(invalid("timeouts must be at least 1 second".into()));
         }

@@ -125,7 +125,7 @@ impl AdminAuth {
             .as_ref()
             .and_then(|a| a.check(Some(value)))
             .ok_or(Refusal::Unauthenticated)?;
-        if live.cfg.admin_users.iter().any(|u| *u == user) {
+        if live.cfg.admin_users.contains(&user) {
             Ok(Some(user))
         } else {
             Err(Refusal::Unauthenticated)
