@@ -93,6 +93,9 @@ pub struct Config {
     /// Run as root (euid 0); refused otherwise (explicit opt-in).
     #[serde(default)]
     pub allow_root: bool,
+    /// `clawguard icap`: the ICAP service's listener and limits.
+    #[serde(default)]
+    pub icap: crate::icap::IcapConfig,
 }
 
 /// Command-line values that override the file. Kept as a value (not applied once and
@@ -111,6 +114,8 @@ pub struct Overrides {
     pub audit_log: Option<PathBuf>,
     pub audit_key: Option<PathBuf>,
     pub admin: Option<SocketAddr>,
+    /// `clawguard icap --listen`.
+    pub icap_listen: Option<SocketAddr>,
 }
 
 /// Where the running configuration comes from: an optional file plus flags.
@@ -156,6 +161,9 @@ impl ConfigSource {
         }
         if let Some(a) = o.admin {
             cfg.admin = Some(a);
+        }
+        if let Some(a) = o.icap_listen {
+            cfg.icap.listen = a;
         }
         cfg.validate(&name)?;
         Ok(cfg)
@@ -277,6 +285,7 @@ impl Config {
         for (name, hash) in &self.users {
             crate::auth::check_hash(name, hash).map_err(|e| invalid(e.to_string()))?;
         }
+        self.icap.validate().map_err(invalid)?;
         for g in &self.bypass {
             if g.is_empty() || g.contains(char::is_whitespace) {
                 return Err(invalid(format!("bypass entry `{g}` is not a host glob")));

@@ -8,6 +8,7 @@
 pub mod engine;
 pub mod extract;
 pub mod policy;
+pub mod pseudonymize;
 pub mod redact;
 pub mod rules;
 pub mod scan;
