@@ -93,6 +93,9 @@ pub struct Config {
     /// Run as root (euid 0); refused otherwise (explicit opt-in).
     #[serde(default)]
     pub allow_root: bool,
+    /// Bounds on one request's inspection (`[inspection]`).
+    #[serde(default)]
+    pub inspection: crate::detect::limits::Limits,
     /// `clawguard icap`: the ICAP service's listener and limits.
     #[serde(default)]
     pub icap: crate::icap::IcapConfig,
@@ -272,6 +275,9 @@ impl Config {
         if self.max_inspect_bytes == 0 {
             return Err(invalid("max_inspect_bytes must be greater than 0".into()));
         }
+        self.inspection
+            .validate()
+            .map_err(|e| invalid(e.to_string()))?;
         if self.connect_timeout_secs == 0 || self.upstream_timeout_secs == 0 {
             return Err(invalid("timeouts must be at least 1 second".into()));
         }
