@@ -332,6 +332,7 @@ fn cmd_reload(admin: std::net::SocketAddr) -> Result<ExitCode> {
 
 fn cmd_exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
     // Same configuration, egress policy and root refusal as `run`.
+    let config_file = a.run.config.clone();
     let cfg = config_source(a.run).load()?;
     init_logging(cfg.log_format);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -340,6 +341,7 @@ fn cmd_exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
         proxy: a.proxy,
         no_proxy: a.no_proxy,
         allow_sockets: a.allow_socket,
+        config_file,
         print_profile: a.print_profile.map(|f| match f {
             ProfileFormatArg::Text => clawguard::exec::ProfileFormat::Text,
             ProfileFormatArg::Json => clawguard::exec::ProfileFormat::Json,
