@@ -49,12 +49,26 @@ enum Command {
     /// Work with the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Internal: the lockdown side of `exec --lockdown` (started by ClawGuard itself).
+    #[command(name = "__lockdown-init", hide = true)]
+    LockdownInit {
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Ask a running proxy to re-read its config file and rule packs (POST /reload on
     /// its admin listener). Sending SIGHUP to the process does the same.
     Reload {
         /// The proxy's admin address.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9383")]
         admin: std::net::SocketAddr,
+        /// The admin token file (config `admin_token_file`), when the listener needs one.
+        #[arg(long, value_name = "FILE", env = "CLAWGUARD_ADMIN_TOKEN_FILE")]
+        token_file: Option<PathBuf>,
     },
 }
 
@@ -164,10 +178,19 @@ struct ExecArgs {
     /// The same options as `clawguard run` (`--listen` is ignored: the port is ephemeral).
     #[command(flatten)]
     run: RunArgs,
-    /// Run the command in its own network namespace whose only reachable endpoint is
-    /// ClawGuard: direct connections and DNS lookups fail instead of leaking (Linux).
+    /// Run the command where ClawGuard is its only way out (Linux): its own network,
+    /// mount, PID and IPC namespaces, no capabilities, seccomp filters, every connect
+    /// mediated, no host sockets or resolver. See the README's lockdown section.
     #[arg(long)]
     lockdown: bool,
+    /// With --lockdown: let the command connect to this UNIX socket (repeatable). The
+    /// socket's listener is trusted: whatever it reaches, the command reaches.
+    #[arg(long, value_name = "PATH")]
+    allow_socket: Vec<PathBuf>,
+    /// With --lockdown: print what the lockdown applied (namespaces, capabilities,
+    /// filters, mount view) on standard output before the command starts.
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text")]
+    print_profile: Option<ProfileFormatArg>,
     /// Use a running ClawGuard (http://HOST:PORT) instead of starting one.
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
@@ -182,6 +205,12 @@ struct ExecArgs {
         value_name = "COMMAND"
     )]
     command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProfileFormatArg {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -286,15 +315,26 @@ fn cmd_icap(mut a: IcapArgs) -> anyhow::Result<()> {
 }
 
 /// POST /reload to the admin listener with a plain HTTP/1.1 exchange.
-fn cmd_reload(admin: std::net::SocketAddr) -> Result<ExitCode> {
+fn cmd_reload(admin: std::net::SocketAddr, token_file: Option<PathBuf>) -> Result<ExitCode> {
     use std::net::TcpStream;
+    let authorization = match token_file {
+        Some(f) => {
+            let raw = std::fs::read(&f).with_context(|| format!("{}", f.display()))?;
+            let token = String::from_utf8(raw.trim_ascii().to_vec())
+                .context("the admin token is not UTF-8")?;
+            format!("Authorization: Bearer {token}\r\n")
+        }
+        None => String::new(),
+    };
     let timeout = std::time::Duration::from_secs(120);
     let mut s = TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(10))
         .with_context(|| format!("connecting to the admin listener at {admin}"))?;
     s.set_read_timeout(Some(timeout))?;
     write!(
         s,
-        "POST /reload HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "POST /reload HTTP/1.1\r\nHost: {admin}\r\n{authorization}{csrf}: 1\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n",
+        csrf = clawguard::admin::auth::CSRF_HEADER
     )?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
@@ -305,8 +345,8 @@ fn cmd_reload(admin: std::net::SocketAddr) -> Result<ExitCode> {
 }
 
 fn cmd_exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
-    // Same configuration and egress policy as `run` (no root refusal: the command is the
-    // caller's own, and the embedded proxy only listens on loopback for it).
+    // Same configuration, egress policy and root refusal as `run`.
+    let config_file = a.run.config.clone();
     let cfg = config_source(a.run).load()?;
     init_logging(cfg.log_format);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -314,6 +354,12 @@ fn cmd_exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
         lockdown: a.lockdown,
         proxy: a.proxy,
         no_proxy: a.no_proxy,
+        allow_sockets: a.allow_socket,
+        config_file,
+        print_profile: a.print_profile.map(|f| match f {
+            ProfileFormatArg::Text => clawguard::exec::ProfileFormat::Text,
+            ProfileFormatArg::Json => clawguard::exec::ProfileFormat::Json,
+        }),
         command: a.command,
     };
     let code = rt.block_on(clawguard::exec::run(cfg, opts))?;
@@ -352,7 +398,12 @@ fn main() -> ExitCode {
     // rustls configuration is built.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    if let Command::LockdownInit { command } = cli.command {
+        // A fresh process that must stay single-threaded: nothing else runs first.
+        std::process::exit(clawguard::exec::lockdown::init_main(command));
+    }
     let result = match cli.command {
+        Command::LockdownInit { .. } => unreachable!("handled above"),
         Command::Run(a) => cmd_run(a).map(|()| ExitCode::SUCCESS),
         Command::Icap(a) => cmd_icap(a).map(|()| ExitCode::SUCCESS),
         Command::Ca(c) => cmd_ca(c).map(|()| ExitCode::SUCCESS),
@@ -362,7 +413,7 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Test { rules }) => cmd_rules_test(rules),
         Command::User(UserCommand::Add { name }) => cmd_user_add(&name),
         Command::Audit(AuditCommand::Verify { file, key }) => cmd_audit_verify(file, key),
-        Command::Reload { admin } => cmd_reload(admin),
+        Command::Reload { admin, token_file } => cmd_reload(admin, token_file),
     };
     match result {
         Ok(code) => code,
