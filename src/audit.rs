@@ -46,6 +46,9 @@ pub struct AuditFinding {
     pub rule: String,
     pub category: String,
     pub location: String,
+    /// Where in the request, layer by layer (`body › json messages[2].content › base64`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
     /// Keyed fingerprint of the matched value (lets you correlate repeats without storing it).
     pub fingerprint: String,
     /// Masked preview.
@@ -76,6 +79,7 @@ impl From<&crate::detect::engine::Reported> for AuditFinding {
             rule: f.rule.clone(),
             category: f.category.as_str().to_string(),
             location: f.location.to_string(),
+            path: f.path.clone(),
             fingerprint: f.fingerprint.clone().unwrap_or_default(),
             preview: f.preview.clone(),
         }
@@ -521,6 +525,7 @@ mod tests {
                 rule: "aws-access-key-id".into(),
                 category: "credential".into(),
                 location: "body".into(),
+                path: "body › json messages[0].content".into(),
                 fingerprint: Fingerprinter::new(b"k").fingerprint(b"AKIA..."),
                 preview: "AKIA********UX".into(),
             }],

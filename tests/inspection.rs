@@ -86,7 +86,8 @@ fn assert_no_part_of(secret: &str, haystack: &str, what: &str) {
     }
 }
 
-/// The 403 body: `{"error", "request_id", "findings": [{"rule", "category", "location"}]}`.
+/// The 403 body: `{"error", "request_id", "findings": [{"rule", "category", "location",
+/// "path"}]}`; the path starts at the location (`body › json messages[1].content`).
 fn assert_block_json(body: &str, rule: &str, category: &str, location: &str) {
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
     assert!(v["error"].as_str().is_some_and(|s| !s.is_empty()), "{body}");
@@ -105,7 +106,10 @@ fn assert_block_json(body: &str, rule: &str, category: &str, location: &str) {
     for f in findings {
         let mut keys: Vec<&str> = f.as_object().unwrap().keys().map(|k| k.as_str()).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["category", "location", "rule"], "{body}");
+        assert_eq!(keys, ["category", "location", "path", "rule"], "{body}");
+        let path = f["path"].as_str().expect(body);
+        let loc = f["location"].as_str().expect(body);
+        assert!(path.starts_with(loc), "{body}");
     }
 }
 

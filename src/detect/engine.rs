@@ -427,15 +427,26 @@ impl Engine {
         body: Option<BodyCtx<'_>>,
     ) -> (Verdict, Inspection) {
         let dry = self.mode == Mode::DryRun;
-        let findings: Vec<Reported> = hits
+        let items: Vec<(usize, usize)> = hits
             .kept
             .iter()
             .map(|h| {
+                (
+                    h.seg,
+                    segs[h.seg].raw_span(h.finding.start, h.finding.end).0,
+                )
+            })
+            .collect();
+        let json_paths = extract::json_paths_of(segs, &items, |s| sources.bytes(s));
+        let findings: Vec<Reported> = hits
+            .kept
+            .iter()
+            .zip(json_paths)
+            .map(|(h, json_path)| {
                 let seg = &segs[h.seg];
                 let value = &seg.view[h.finding.start..h.finding.end];
-                let (raw_start, _) = seg.raw_span(h.finding.start, h.finding.end);
                 Reported {
-                    path: seg.describe(sources.bytes(seg.source), raw_start),
+                    path: seg.describe(json_path.as_deref()),
                     rule: h.finding.rule.to_string(),
                     category: h.finding.category,
                     location: seg.location.clone(),
@@ -1360,6 +1371,176 @@ action = "log"
             !logs.contains("Zq8vN3kLm2Rt5Xw9Yb4Hc7Jd") && !logs.contains("4111 1111 1111 1111"),
             "{logs}"
         );
+    }
+
+    /// A request to `h.example` with these headers and body; the verdict's status (200
+    /// for a pass or rewrite), the findings' paths, and the bytes forwarded.
+    fn try_request(headers: &[(&str, &str)], body: Vec<u8>) -> (u16, Vec<String>, Option<Bytes>) {
+        let e = engine(Mode::Enforce, false);
+        let r = Req::new("https://h.example/v1/x", headers);
+        let body = Bytes::from(body);
+        let (v, report) = e.inspect_report(&r.info(), &body);
+        let paths = report.findings.iter().map(|f| f.path.clone()).collect();
+        match v {
+            Verdict::Pass { .. } => (200, paths, Some(body)),
+            Verdict::Rewrite { body, .. } => (200, paths, Some(body)),
+            Verdict::Respond(resp) => (resp.status().as_u16(), paths, None),
+        }
+    }
+
+    fn gz(data: &[u8], comment: Option<&[u8]>) -> Vec<u8> {
+        let mut b = flate2::GzBuilder::new();
+        if let Some(c) = comment {
+            b = b.comment(c);
+        }
+        let mut e = b.write(Vec::new(), Default::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn request_parts_are_all_read() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let json = [("content-type", "application/json")];
+        let body = || br#"{"a": 1}"#.to_vec();
+        let basic = format!("Basic {}", b64(&format!("user:{TOKEN}")));
+        let cookie = format!("theme=dark; s={TOKEN}");
+        let lower = TOKEN.to_ascii_lowercase();
+        for (headers, want) in [
+            (vec![("user-agent", TOKEN)], "header user-agent"),
+            (vec![("referer", TOKEN)], "header referer"),
+            (
+                vec![("authorization", basic.as_str())],
+                "header authorization › basic credentials",
+            ),
+            (
+                vec![("cookie", cookie.as_str())],
+                "header cookie › cookie s",
+            ),
+            (vec![(lower.as_str(), "1")], "header-name"),
+        ] {
+            let mut h = json.to_vec();
+            h.extend(headers);
+            let (status, paths, _) = try_request(&h, body());
+            assert_eq!(status, 403, "{want}");
+            assert!(paths.iter().any(|p| p == want), "{want}: {paths:?}");
+        }
+    }
+
+    #[test]
+    fn encoding_layers_and_readings_are_seen() {
+        use base64::Engine as _;
+        let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
+        let json = vec![("content-type", "application/json")];
+        let utf16: Vec<u8> = format!(r#"{{"k": "{TOKEN}"}}"#)
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, &'a str);
+        let cases: Vec<Case> = vec![
+            (
+                "base64 in a JSON string",
+                json.clone(),
+                format!(r#"{{"content": "{}"}}"#, b64(format!("key {TOKEN}").as_bytes())).into_bytes(),
+                "body › json content › base64",
+            ),
+            (
+                "entities",
+                vec![("content-type", "application/xml")],
+                format!("<k>{}</k>", TOKEN.bytes().map(|b| format!("&#{b};")).collect::<String>()).into_bytes(),
+                "body › entities",
+            ),
+            (
+                "zero-width characters inside the value",
+                json.clone(),
+                format!(r#"{{"k": "{}\u200b{}"}}"#, &TOKEN[..10], &TOKEN[10..]).into_bytes(),
+                "body › json k › unicode",
+            ),
+            (
+                "a gzip comment, seen in the wire bytes",
+                vec![("content-type", "application/json"), ("content-encoding", "gzip")],
+                gz(br#"{"a": 1}"#, Some(TOKEN.as_bytes())),
+                "body › wire bytes",
+            ),
+            (
+                "gzip without Content-Encoding",
+                vec![("content-type", "application/octet-stream")],
+                gz(format!("key {TOKEN}").as_bytes(), None),
+                "body › gzip",
+            ),
+            ("UTF-16 without a BOM", json.clone(), utf16, "body › utf-16le › json"),
+            (
+                "a JSON string holding a JSON string",
+                json.clone(),
+                serde_json::json!({"arguments": serde_json::to_string(&serde_json::json!({"k": TOKEN}).to_string()).unwrap()})
+                    .to_string()
+                    .into_bytes(),
+                "body › json arguments › json › json k",
+            ),
+        ];
+        for (what, headers, body, want) in cases {
+            let (status, paths, _) = try_request(&headers, body);
+            assert_eq!(status, 403, "{what}: {paths:?}");
+            assert!(
+                paths.iter().any(|p| p == want),
+                "{what}: {want} not in {paths:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn redaction_through_layers_keeps_the_body_valid() {
+        let json = [("content-type", "application/json")];
+        // Percent-encoding inside a JSON string: the escapes are replaced.
+        let (status, paths, out) = try_request(
+            &json,
+            br#"{"c": "card=4111%201111%201111%201111&x=1"}"#.to_vec(),
+        );
+        assert_eq!(status, 200);
+        assert_eq!(paths, ["body › json c › percent-encoding"]);
+        assert_eq!(
+            &out.unwrap()[..],
+            br#"{"c": "card=[REDACTED:payment-card]&x=1"}"#
+        );
+        // A number in exponent form becomes a string holding the marker.
+        let (_, _, out) = try_request(&json, br#"{"n": 4.111111111111111e15}"#.to_vec());
+        assert_eq!(&out.unwrap()[..], br#"{"n": "[REDACTED:payment-card]"}"#);
+        // Full-width and Arabic-Indic digits.
+        for digits in ["４１１１ １１１１ １１１１ １１１１", "٤١١١ ١١١١ ١١١١ ١١١١"]
+        {
+            let body = format!(r#"{{"c": "pay {digits} now"}}"#);
+            let (status, _, out) = try_request(&json, body.into_bytes());
+            assert_eq!(status, 200);
+            let out = String::from_utf8(out.unwrap().to_vec()).unwrap();
+            assert_eq!(out, r#"{"c": "pay [REDACTED:payment-card] now"}"#);
+        }
+        // A base64 run is replaced whole.
+        let run = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode("card 4111 1111 1111 1111")
+        };
+        let (_, _, out) = try_request(&json, format!(r#"{{"c": "x {run} y"}}"#).into_bytes());
+        assert_eq!(
+            &out.unwrap()[..],
+            br#"{"c": "x [REDACTED:payment-card] y"}"#
+        );
+    }
+
+    #[test]
+    fn benign_bodies_that_trigger_layers_pass_unchanged() {
+        use base64::Engine as _;
+        let img = base64::engine::general_purpose::STANDARD
+            .encode([0x89u8, b'P', b'N', b'G', 0, 1, 2, 3, 255, 254].repeat(50));
+        let body = format!(
+            r#"{{"content": "100% done &amp; ok \u00e9 ４ \\x41 {img} data:image/png;base64,{img} 9f86d081884c7d659a2feaa0c55ad015"}}"#
+        );
+        let (status, paths, out) = try_request(
+            &[("content-type", "application/json")],
+            body.clone().into_bytes(),
+        );
+        assert_eq!((status, paths.len()), (200, 0), "{paths:?}");
+        assert_eq!(&out.unwrap()[..], body.as_bytes());
     }
 
     /// Many findings: at most `max_findings` listed, all counted, and the decision is

@@ -40,6 +40,8 @@ pub const MIN_HEX_RUN: usize = 16;
 const CONTEXT: usize = 96;
 /// Decoded runs shorter than this are not worth a segment.
 const MIN_DECODED: usize = 6;
+/// Decoded bytes looked at before a long run is decoded whole.
+const PREFIX_CHECK: usize = 96;
 
 /// Add to `segs` the layers decoded from every segment in it (and from what those
 /// decode to), at most `max_depth` layers deep and within `budget`.
@@ -79,7 +81,7 @@ fn decode(seg: &Segment<'_>, budget: &mut Budget) -> Vec<Segment<'static>> {
         }
     }
     // Runs decoded as a whole: data: URLs, base64, hex.
-    let mut decoded_runs: Vec<(Layer, usize, usize, Vec<u8>, Option<String>)> = Vec::new();
+    let mut decoded_runs: Vec<DecodedRun> = Vec::new();
     let data_urls = data_urls(v);
     for &(s, e, ref media, b64) in &data_urls {
         let payload = &v[s..e];
@@ -89,23 +91,36 @@ fn decode(seg: &Segment<'_>, budget: &mut Budget) -> Vec<Segment<'static>> {
             let (d, _) = decode_region(payload, 0, payload.len(), percent_at);
             Some(d)
         };
-        if let Some(d) = decoded.filter(|d| !d.is_empty()) {
+        // Text media types are read whatever they hold; anything else (an image) only
+        // when it decodes to text or compressed data.
+        let texty = is_text_media(media);
+        if let Some(d) = decoded.filter(|d| !d.is_empty() && (texty || plausible(d))) {
             decoded_runs.push((Layer::DataUrl, s, e, d, Some(media.clone())));
         }
     }
-    for (s, e, wrapped) in runs(v, MIN_BASE64_RUN, is_base64_byte) {
+    for (s, e, _) in runs(v, MIN_BASE64_RUN, is_base64_byte) {
         // A data: URL's payload is decoded above, with its media type.
         if data_urls.iter().any(|&(ds, de, _, _)| ds <= s && e <= de) {
             continue;
         }
+        if jwt_claims(v, s) {
+            continue;
+        }
         let run = &v[s..e];
+        // Decode a prefix first: a long run of image or other binary data is dropped
+        // without decoding all of it.
+        if run.len() > 4 * PREFIX_CHECK {
+            match base64_decode(&run[..4 * PREFIX_CHECK]) {
+                Some(head) if plausible(&head) => {}
+                _ => continue,
+            }
+        }
         let url = run.iter().any(|&b| b == b'-' || b == b'_');
         let Some(d) = base64_decode(run) else {
             continue;
         };
         if plausible(&d) {
             let layer = if url { Layer::Base64Url } else { Layer::Base64 };
-            let _ = wrapped;
             decoded_runs.push((layer, s, e, d, None));
         }
     }
@@ -135,6 +150,10 @@ fn decode(seg: &Segment<'_>, budget: &mut Budget) -> Vec<Segment<'static>> {
     }
     out
 }
+
+/// A run decoded as a whole: its layer, its span in the parent view, the decoded bytes
+/// and (for a `data:` URL) the media type.
+type DecodedRun = (Layer, usize, usize, Vec<u8>, Option<String>);
 
 /// Add an in-place decoding of `seg` (its view and a map into `seg.view`).
 fn push(
@@ -567,6 +586,36 @@ fn plausible(d: &[u8]) -> bool {
     good * 10 >= all * 9
 }
 
+/// Whether the run at `s` is the claims part of a JWS/JWT (`eyJ….<here>.…` whose first
+/// part decodes to a JOSE header naming its `alg`). The token is a credential that the
+/// rule packs match as a whole; its claims (an e-mail address, a subject id) belong to
+/// it, and decoding them would make every bearer token with an `email` claim a finding.
+fn jwt_claims(v: &[u8], s: usize) -> bool {
+    if s < 2 || v[s - 1] != b'.' {
+        return false;
+    }
+    let head_start = v[..s - 1]
+        .iter()
+        .rposition(|&b| !is_base64_byte(b))
+        .map_or(0, |p| p + 1);
+    let head = &v[head_start..s - 1];
+    head.starts_with(b"eyJ")
+        && base64_decode(head).is_some_and(|h| memmem::find(&h, b"\"alg\"").is_some())
+}
+
+/// Media types whose content is text (read whatever a plausibility check says).
+fn is_text_media(media: &str) -> bool {
+    let m = media.trim().to_ascii_lowercase();
+    m.is_empty()
+        || m.starts_with("text/")
+        || m.ends_with("json")
+        || m.ends_with("xml")
+        || m.contains("javascript")
+        || m.contains("x-www-form-urlencoded")
+        || m.contains("yaml")
+        || m.contains("toml")
+}
+
 // --- data: URLs --------------------------------------------------------------------
 
 /// `data:[<media type>][;base64],<data>`: (payload start, payload end, media type,
@@ -690,6 +739,30 @@ mod tests {
         let pem = STANDARD
             .encode("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----\n");
         finds(&pem, "base64", "BEGIN RSA PRIVATE KEY");
+    }
+
+    #[test]
+    fn jwt_claims_and_images_are_not_decoded() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let head = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","typ":"JWT"}"#);
+        let claims = URL_SAFE_NO_PAD.encode(r#"{"email":"li.wei@example.org","sub":"1234567890"}"#);
+        let jwt = format!("{head}.{claims}.c2lnbmF0dXJlc2lnbmF0dXJl");
+        let got = layers_of(&format!("Bearer {jwt}"));
+        assert!(got.iter().all(|(_, v)| !v.contains("li.wei")), "{got:?}");
+        // The same claims, not in a JWT, are read.
+        // (No `-` or `_` in this encoding, so it is named plain base64.)
+        finds(
+            &format!("x {claims} y"),
+            "base64 › json",
+            "li.wei@example.org",
+        );
+        // An image's base64 is dropped after a prefix; a data: URL of one too.
+        let png: Vec<u8> = [0x89u8, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a]
+            .into_iter()
+            .chain((0..4000u32).map(|i| (i * 7919 % 251) as u8))
+            .collect();
+        assert!(layers_of(&STANDARD.encode(&png)).is_empty());
+        assert!(layers_of(&format!("data:image/png;base64,{}", STANDARD.encode(&png))).is_empty());
     }
 
     #[test]

@@ -67,29 +67,71 @@ fn replace(
     forbidden: &[u8],
     what: &'static str,
 ) -> Result<Vec<u8>, RedactError> {
-    let spans = merge(spans);
+    replace_with(src, merge(spans), forbidden, what, |s, _| {
+        marker(&s.rule, style)
+    })
+}
+
+/// [`replace`] over merged spans, the marker of the i-th span chosen by `mark`.
+fn replace_with(
+    src: &[u8],
+    spans: Vec<Span>,
+    forbidden: &[u8],
+    what: &'static str,
+    mark: impl Fn(&Span, usize) -> String,
+) -> Result<Vec<u8>, RedactError> {
     let mut out = Vec::with_capacity(src.len() + spans.len() * 24);
     let mut pos = 0;
-    for s in &spans {
-        if s.start >= s.end || s.end > src.len() {
+    for (i, s) in spans.iter().enumerate() {
+        if s.start >= s.end || s.end > src.len() || s.start < pos {
             return Err(RedactError::OutOfRange);
         }
         if src[s.start..s.end].iter().any(|b| forbidden.contains(b)) {
             return Err(RedactError::Structure(what));
         }
         out.extend_from_slice(&src[pos..s.start]);
-        out.extend_from_slice(marker(&s.rule, style).as_bytes());
+        out.extend_from_slice(mark(s, i).as_bytes());
         pos = s.end;
     }
     out.extend_from_slice(&src[pos..]);
     Ok(out)
 }
 
+/// For each span (sorted, disjoint), whether it starts outside every JSON string
+/// literal (a number such as `4.111111111111111e15`), in one pass over the document.
+fn outside_strings(src: &[u8], spans: &[Span]) -> Vec<bool> {
+    let mut out = Vec::with_capacity(spans.len());
+    let mut in_string = false;
+    let mut i = 0;
+    for s in spans {
+        while i < s.start && i < src.len() {
+            match src[i] {
+                b'\\' if in_string => i += 1,
+                b'"' => in_string = !in_string,
+                _ => {}
+            }
+            i += 1;
+        }
+        out.push(!in_string);
+    }
+    out
+}
+
 /// Redact a JSON document. The result must parse, and must hold as many JSON-in-a-string
 /// documents as before (`nested`, from [`crate::detect::extract::BodyView::nested_json`]), so a
-/// redaction that broke a tool call's `arguments` is caught too.
+/// redaction that broke a tool call's `arguments` is caught too. A value outside string
+/// literals (a number) becomes a string holding the marker, so the document stays JSON.
 pub fn json(src: &[u8], spans: Vec<Span>, nested: usize) -> Result<Vec<u8>, RedactError> {
-    let out = replace(src, spans, Style::Plain, b"", "JSON")?;
+    let spans = merge(spans);
+    let outside = outside_strings(src, &spans);
+    let out = replace_with(src, spans, b"", "JSON", |s, i| {
+        let m = marker(&s.rule, Style::Plain);
+        if outside[i] {
+            format!("\"{m}\"")
+        } else {
+            m
+        }
+    })?;
     match crate::detect::extract::json_view(&out) {
         Some((_, _, n)) if n == nested => Ok(out),
         _ => Err(RedactError::InvalidJson),
@@ -269,6 +311,18 @@ mod tests {
         );
         assert!(json(body, vec![span(q, q + 1, "r")], 1).is_ok());
         assert!(json_view(&json(body, vec![span(q, q + 1, "r")], 1).unwrap()).is_some());
+    }
+
+    #[test]
+    fn json_number_becomes_a_string() {
+        let body = br#"{"card": 4.111111111111111e15, "s": "x\"y 4111111111111111"}"#;
+        let (spans, _, nested) = spans_of(body, "application/json", "4111111111111111", "card");
+        assert_eq!(spans.len(), 2);
+        let out = json(body, spans, nested).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"card": "[REDACTED:card]", "s": "x\"y [REDACTED:card]"}"#
+        );
     }
 
     #[test]

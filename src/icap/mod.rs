@@ -929,7 +929,8 @@ fn finish(svc: &IcapService, origin: &Origin, http: &HttpHead, a: Audited, start
     state.metrics.requests.inc(&[a.decision, user], 1);
     state.metrics.request_latency.observe(started.elapsed());
     let dest = format!("{}:{}", origin.host, origin.port);
-    tracing::info!(request_id = %a.id, client = %origin.client, user, method = %http.method,
+    let method = crate::detect::extract::method_label(&http.method);
+    tracing::info!(request_id = %a.id, client = %origin.client, user, method = %method,
         dest = %dest, decision = a.decision, via = "icap", "request");
     if state.audit_enabled() {
         let path = if http.method == http::Method::CONNECT {
@@ -944,7 +945,7 @@ fn finish(svc: &IcapService, origin: &Origin, http: &HttpHead, a: Audited, start
             request_id: a.id,
             user: origin.user.clone(),
             client: origin.client.to_string(),
-            method: http.method.to_string(),
+            method,
             host: dest,
             path,
             decision: a.decision.to_string(),

@@ -130,17 +130,7 @@ impl Record {
         }
         if self.audit {
             self.reason = r.error.clone();
-            self.findings = r
-                .findings
-                .iter()
-                .map(|f| AuditFinding {
-                    rule: f.rule.clone(),
-                    category: f.category.as_str().to_string(),
-                    location: f.location.to_string(),
-                    fingerprint: f.fingerprint.clone().unwrap_or_default(),
-                    preview: f.preview.clone(),
-                })
-                .collect();
+            self.findings = r.findings.iter().map(AuditFinding::from).collect();
         }
     }
 }
@@ -250,14 +240,15 @@ async fn handle_inner(
     let user_label = user.as_deref().unwrap_or("-");
     state.metrics.requests.inc(&[rec.decision, user_label], 1);
     state.metrics.request_latency.observe(started.elapsed());
-    tracing::info!(request_id = %id, client = %conn.client, user = user_label, method = %method, dest = %dest,
+    let method_label = crate::detect::extract::method_label(&method);
+    tracing::info!(request_id = %id, client = %conn.client, user = user_label, method = %method_label, dest = %dest,
         status = resp.status().as_u16(), decision = rec.decision, "request");
     if auditing {
         state.audit(AuditEvent {
             request_id: id,
             user: user.map(|u| u.to_string()),
             client: conn.client.to_string(),
-            method: method.to_string(),
+            method: method_label,
             host: dest,
             path,
             decision: rec.decision.to_string(),

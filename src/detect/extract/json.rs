@@ -495,10 +495,10 @@ fn paths_into(src: &[u8], offsets: &[usize], out: &mut [String], depth: usize) {
                             paths_into(&content.out, &inner, &mut inner_out, depth + 1);
                             for (o, p) in out[first..next].iter_mut().zip(inner_out) {
                                 o.push_str(" › json");
-                                if !p.is_empty() {
+                                if !p.is_empty() && !p.starts_with(" ›") {
                                     o.push(' ');
-                                    o.push_str(&p);
                                 }
+                                o.push_str(&p);
                             }
                         }
                     }

@@ -291,28 +291,78 @@ impl<'a> Segment<'a> {
         }
     }
 
-    /// The layer path as shown to people (`body › json messages[2].content › base64`).
-    /// `source_bytes` is the raw buffer of [`Segment::source`], used to name the JSON path
-    /// of the finding whose raw span starts at `raw_start`.
-    pub fn describe(&self, source_bytes: Option<&[u8]>, raw_start: usize) -> String {
-        let mut out = self.location.to_string();
+    /// The layer path as shown to people (`body › json messages[2].content › base64`),
+    /// given the JSON path of the finding in this segment's JSON reading, if any.
+    pub fn describe(&self, json_path: Option<&str>) -> String {
+        let layers = self.describe_layers(json_path);
+        if layers.is_empty() {
+            self.location.to_string()
+        } else {
+            format!("{} › {layers}", self.location)
+        }
+    }
+
+    /// [`Segment::describe`] without the request part (`json content › base64`).
+    pub fn describe_layers(&self, json_path: Option<&str>) -> String {
+        let mut out = String::new();
+        let mut json_path = json_path.filter(|p| !p.is_empty());
         for l in &self.layers {
-            out.push_str(" › ");
+            if !out.is_empty() {
+                out.push_str(" › ");
+            }
             out.push_str(&l.to_string());
-            if let (Layer::Json { doc: Some((s, e)) }, Some(src)) = (l, source_bytes) {
-                if let Some(doc) = src.get(*s..*e) {
-                    if raw_start >= *s && raw_start < *e {
-                        let p = json::json_paths(doc, &[raw_start - s]);
-                        if !p[0].is_empty() {
-                            out.push(' ');
-                            out.push_str(&p[0]);
-                        }
-                    }
-                }
+            if let (Layer::Json { doc: Some(_) }, Some(p)) = (l, json_path) {
+                out.push(' ');
+                out.push_str(p);
+                json_path = None;
             }
         }
         out
     }
+
+    /// The JSON document (a range of the source) this segment's path names keys in.
+    fn json_doc(&self) -> Option<(usize, usize)> {
+        self.layers.iter().find_map(|l| match l {
+            Layer::Json { doc } => *doc,
+            _ => None,
+        })
+    }
+}
+
+/// The JSON paths of many findings at once: `items` are (segment index, raw start);
+/// `source` gives a segment's raw buffer. One walk per JSON document, however many
+/// findings it holds.
+pub fn json_paths_of<'s>(
+    segs: &[Segment<'_>],
+    items: &[(usize, usize)],
+    source: impl Fn(Source) -> Option<&'s [u8]>,
+) -> Vec<Option<String>> {
+    let mut out = vec![None; items.len()];
+    // (source, document range) → (offset in the document, item index).
+    type Groups = std::collections::HashMap<(Source, (usize, usize)), Vec<(usize, usize)>>;
+    let mut groups = Groups::new();
+    for (k, &(seg, raw)) in items.iter().enumerate() {
+        let s = &segs[seg];
+        if let Some(doc) = s.json_doc() {
+            if raw >= doc.0 && raw < doc.1 {
+                groups
+                    .entry((s.source, doc))
+                    .or_default()
+                    .push((raw - doc.0, k));
+            }
+        }
+    }
+    for ((src, (a, b)), mut offs) in groups {
+        let Some(doc) = source(src).and_then(|bytes| bytes.get(a..b)) else {
+            continue;
+        };
+        offs.sort_unstable();
+        let offsets: Vec<usize> = offs.iter().map(|o| o.0).collect();
+        for (p, (_, k)) in json::json_paths(doc, &offsets).into_iter().zip(offs) {
+            out[k] = Some(p);
+        }
+    }
+    out
 }
 
 /// Whether a header's value is read at all. `Proxy-Authorization` is the client's
@@ -424,6 +474,16 @@ pub fn header_names_segment(names: &str) -> Segment<'_> {
         names.as_bytes(),
         false,
     )
+}
+
+/// The method as logs and audit records show it: a standard method by name, an
+/// extension method masked like a preview (any token can be a method, a key too).
+pub fn method_label(m: &http::Method) -> String {
+    if is_standard_method(m) {
+        m.as_str().to_string()
+    } else {
+        crate::detect::scan::preview(m.as_str().as_bytes())
+    }
 }
 
 fn is_standard_method(m: &http::Method) -> bool {
