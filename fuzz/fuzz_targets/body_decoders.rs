@@ -19,6 +19,6 @@ fuzz_target!(|data: &[u8]| {
     let cap = 1 << 20;
     match decode_body(&headers, body, cap) {
         Ok(out) => assert!(out.len() <= cap),
-        Err(ExtractError::TooLarge | ExtractError::Undecodable(_)) => {}
+        Err(ExtractError::TooLarge | ExtractError::Undecodable(_) | ExtractError::LayerBudget) => {}
     }
 });

@@ -224,8 +224,8 @@ impl Work {
 }
 
 fn json_view_unchecked(body: &[u8]) -> (Cow<'_, [u8]>, OffsetMap, usize) {
-    // The view is at most as long as the body (unescaping only shortens; an exponent
-    // number may grow, rarely): sized once instead of regrown by doubling.
+    // The view is about as long as the body (unescaping only shortens; an exponent number
+    // grows by a byte at most): sized once instead of regrown by doubling.
     let mut vb = ViewBuilder::with_capacity(body.len());
     let mut nested = 0;
     let mut work = Work::for_doc(body.len());
@@ -340,8 +340,10 @@ fn exponent_numbers(
 
 /// `4.111111111111111e15` → `4111111111111111`; `1.5E+3` → `1500`; `25e-1` → `2.5`. The
 /// sign is dropped (a value's digits are what rules match). `None` for anything that is
-/// not one number with an exponent, or whose digit string would be very long.
+/// not one number with an exponent, or whose digit string would be longer than the
+/// number as written (plus one): the view never grows by more than a byte a number.
 fn exponent_digits(num: &[u8]) -> Option<Vec<u8>> {
+    let written = num.len();
     let num = num.strip_prefix(b"-").unwrap_or(num);
     let e = num.iter().position(|&b| b == b'e' || b == b'E')?;
     let (mantissa, exp) = (&num[..e], &num[e + 1..]);
@@ -372,7 +374,10 @@ fn exponent_digits(num: &[u8]) -> Option<Vec<u8>> {
     let lead = out.iter().take_while(|&&b| b == b'0').count();
     let lead = lead.min(out.len().saturating_sub(1));
     out.drain(..lead);
-    Some(out)
+    // Values worth reading have as many significant digits as they are long; a short
+    // number with a large exponent (`1e39`) would only pad the view with zeros (and a body
+    // of them would multiply its size).
+    (out.len() <= written + 1).then_some(out)
 }
 
 // ---------------------------------------------------------------------------------
@@ -532,6 +537,7 @@ mod tests {
             ("25e-1", Some("2.5")),
             ("0.4111111111111111e16", Some("4111111111111111")),
             ("1e2", Some("100")),
+            ("1e12", None),
             ("1e-5", None),
             ("1e400", None),
             ("1.2.3e4", None),
