@@ -15,6 +15,7 @@
 //! in the response as it is.
 
 pub mod placeholder;
+pub mod restore;
 pub mod vault;
 
 pub use placeholder::{find_placeholders, looks_like_placeholder, PseudonymKey, Scope};
