@@ -10,6 +10,7 @@ pub mod config;
 pub mod detect;
 pub mod egress;
 pub mod exec;
+pub mod icap;
 pub mod metrics;
 pub mod proxy;
 pub mod report;

@@ -27,6 +27,9 @@ struct Cli {
 enum Command {
     /// Run the proxy.
     Run(RunArgs),
+    /// Serve ICAP (RFC 3507) REQMOD at icap://ADDR/reqmod for Squid and other ICAP
+    /// clients: the same config, rules, policy, audit and metrics as `run`.
+    Icap(IcapArgs),
     /// Manage the interception CA.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -149,6 +152,14 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct IcapArgs {
+    /// The same options as `clawguard run`; `--listen` is the ICAP address
+    /// (config `[icap] listen`, default 127.0.0.1:1344).
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
 struct ExecArgs {
     /// The same options as `clawguard run` (`--listen` is ignored: the port is ephemeral).
     #[command(flatten)]
@@ -215,6 +226,7 @@ fn config_source(a: RunArgs) -> ConfigSource {
             audit_log: a.audit_log,
             audit_key: a.audit_key,
             admin: a.admin,
+            icap_listen: None,
         },
     }
 }
@@ -252,6 +264,24 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<()> {
     init_logging(cfg.log_format);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(clawguard::proxy::run(cfg, source))?;
+    Ok(())
+}
+
+fn cmd_icap(mut a: IcapArgs) -> anyhow::Result<()> {
+    let listen = a.run.listen.take();
+    let mut source = config_source(a.run);
+    source.overrides.icap_listen = listen;
+    let cfg = source.load()?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    anyhow::ensure!(
+        euid != 0 || cfg.allow_root,
+        "refusing to run as root: a service that parses untrusted traffic should run as an \
+         unprivileged user (pass --allow-root or set allow_root = true to override)"
+    );
+    init_logging(cfg.log_format);
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(clawguard::icap::run(cfg, source))?;
     Ok(())
 }
 
@@ -324,6 +354,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => cmd_run(a).map(|()| ExitCode::SUCCESS),
+        Command::Icap(a) => cmd_icap(a).map(|()| ExitCode::SUCCESS),
         Command::Ca(c) => cmd_ca(c).map(|()| ExitCode::SUCCESS),
         Command::Exec(a) => cmd_exec(a),
         Command::Scan(args) => cmd_scan(args),
