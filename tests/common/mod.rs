@@ -565,3 +565,26 @@ pub fn require_peer(program: &str) -> bool {
     eprintln!("SKIP: {program} not installed");
     false
 }
+
+/// Running under CI (`CI=true`): a missing peer or kernel feature fails the test there
+/// instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Skip (return `true` after printing `SKIP:`) when `missing` is set, except under CI,
+/// where it fails the test.
+pub fn skip_if(missing: bool, what: &str) -> bool {
+    if !missing {
+        return false;
+    }
+    assert!(!in_ci(), "CI=true and {what}");
+    eprintln!("SKIP: {what}");
+    true
+}
+
+/// Whether this test process runs as root (CI does).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
