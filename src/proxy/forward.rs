@@ -122,10 +122,11 @@ impl Record {
             (Decision::Block, true) => "would-block",
             (Decision::Redact, true) => "would-redact",
         };
-        for f in &r.findings {
+        // Every finding, listed or not (`[inspection] max_findings` caps the list).
+        for c in &r.counts {
             metrics
                 .findings
-                .inc(&[f.rule.as_str(), f.category.as_str()], 1);
+                .inc(&[c.rule.as_str(), c.category.as_str()], c.count as u64);
         }
         if self.audit {
             self.reason = r.error.clone();

@@ -4,7 +4,6 @@
 //! [`serve_with_shutdown`] over an already bound listener with a [`ProxyState`].
 //! Detection lives in [`crate::detect::engine`]; this module only moves bytes and asks it.
 
-pub mod admin;
 pub mod body;
 mod connect;
 mod forward;
@@ -173,11 +172,11 @@ impl ProxyState {
         self.ready.store(true, Ordering::Relaxed);
     }
 
-    fn audit_enabled(&self) -> bool {
+    pub(crate) fn audit_enabled(&self) -> bool {
         self.audit.load().is_some()
     }
 
-    fn audit(&self, event: AuditEvent) {
+    pub(crate) fn audit(&self, event: AuditEvent) {
         if let Some(log) = &*self.audit.load() {
             // A bounded channel to the writer thread; no file I/O on the data path. When
             // the writer falls behind, wait on a blocking thread (backpressure without
@@ -253,7 +252,7 @@ impl ProxyState {
     }
 
     /// Stop the audit writer after the last queued record is on disk.
-    async fn close_audit(&self) {
+    pub(crate) async fn close_audit(&self) {
         self.audit.store(None);
         let handle = self
             .audit_thread
@@ -373,19 +372,9 @@ pub async fn run(cfg: Config, source: ConfigSource) -> Result<(), ProxyError> {
             tracing::warn!(addr = %a, "admin listener beyond loopback: anyone who can reach it can read metrics and trigger reloads");
         }
         eprintln!("clawguard admin listening on {a}");
-        tokio::spawn(admin::serve(l, state.clone()));
+        tokio::spawn(crate::admin::serve(l, state.clone()));
     }
-    let st = state.clone();
-    tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
-        };
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading");
-            let _ = st.reload().await;
-        }
-    });
+    reload_on_sighup(state.clone());
     state.set_ready();
     eprintln!("clawguard listening on {addr}");
     eprintln!("clawguard CA certificate: {}", ca.path().display());
@@ -394,7 +383,22 @@ pub async fn run(cfg: Config, source: ConfigSource) -> Result<(), ProxyError> {
     r
 }
 
-async fn shutdown_signal() {
+/// Reload `state` on every SIGHUP (shared by `run` and `icap`).
+pub(crate) fn reload_on_sighup(state: Arc<ProxyState>) {
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading");
+            let _ = state.reload().await;
+        }
+    });
+}
+
+/// Ctrl-C or SIGTERM (shared by `run` and `icap`).
+pub(crate) async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
