@@ -121,6 +121,8 @@ impl Record {
             (Decision::Redact, false) => "redact",
             (Decision::Block, true) => "would-block",
             (Decision::Redact, true) => "would-redact",
+            (Decision::Pseudonymize, false) => "pseudonymize",
+            (Decision::Pseudonymize, true) => "would-pseudonymize",
         };
         // Every finding, listed or not (`[inspection] max_findings` caps the list).
         for c in &r.counts {

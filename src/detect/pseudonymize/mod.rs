@@ -30,6 +30,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `matched` with every placeholder-shaped span blanked out (spaces), or `None` when it
+/// holds none. A finding whose blanked text no longer matches any rule matched only
+/// because of our own placeholder (`password=CG_PASSWORD_…` sent back by the client):
+/// it carries no value and is not flagged again. A real value beside a placeholder
+/// still matches, so that finding stays.
+pub fn blank_placeholders(matched: &[u8]) -> Option<Vec<u8>> {
+    let mut spans = find_placeholders(matched).peekable();
+    spans.peek()?;
+    let mut out = matched.to_vec();
+    for sp in spans {
+        out[sp].fill(b' ');
+    }
+    Some(out)
+}
+
 /// `[pseudonymize]` in the configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -350,6 +365,16 @@ mod tests {
     }
 
     #[test]
+    fn blanking_placeholders() {
+        assert_eq!(
+            blank_placeholders(b"key=CG_KEY_abcdefghijklm;").unwrap(),
+            b"key=                    ;"
+        );
+        assert_eq!(blank_placeholders(b"13800138000"), None);
+        assert_eq!(blank_placeholders(b"CG_KEY_abcdefghijk"), None); // not the grammar
+    }
+
+    #[test]
     fn short_key_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
@@ -359,3 +384,6 @@ mod tests {
         assert!(!e.contains("short"), "never echo key material: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests_engine;
