@@ -69,6 +69,36 @@ pub struct AuditEvent {
     pub findings: Vec<AuditFinding>,
 }
 
+impl From<&crate::detect::engine::Reported> for AuditFinding {
+    /// The masked preview and keyed fingerprint only: the engine never hands out the value.
+    fn from(f: &crate::detect::engine::Reported) -> AuditFinding {
+        AuditFinding {
+            rule: f.rule.clone(),
+            category: f.category.as_str().to_string(),
+            location: f.location.to_string(),
+            fingerprint: f.fingerprint.clone().unwrap_or_default(),
+            preview: f.preview.clone(),
+        }
+    }
+}
+
+/// The decision label of an inspection as logs, metrics and audit records spell it
+/// (dry-run decisions read `would-block` / `would-redact`).
+pub fn decision_label(
+    decision: crate::detect::policy::Decision,
+    mode: crate::config::Mode,
+) -> &'static str {
+    use crate::detect::policy::Decision;
+    let dry = mode == crate::config::Mode::DryRun;
+    match (decision, dry) {
+        (Decision::Allow, _) => "allow",
+        (Decision::Block, false) => "block",
+        (Decision::Redact, false) => "redact",
+        (Decision::Block, true) => "would-block",
+        (Decision::Redact, true) => "would-redact",
+    }
+}
+
 /// Keyed fingerprints of matched values: HMAC-SHA256, first 16 bytes in hex.
 #[derive(Clone)]
 pub struct Fingerprinter {

@@ -110,6 +110,12 @@ pub struct Config {
     pub inspect_threads: usize,
     /// After SIGTERM, how long in-flight requests may finish before the process exits.
     pub shutdown_grace_secs: u64,
+    /// Bounds on one request's inspection (`[inspection]`).
+    #[serde(default)]
+    pub inspection: crate::detect::limits::Limits,
+    /// `clawguard icap`: the ICAP service's listener and limits.
+    #[serde(default)]
+    pub icap: crate::icap::IcapConfig,
 }
 
 /// Command-line values that override the file. Kept as a value (not applied once and
@@ -128,6 +134,8 @@ pub struct Overrides {
     pub audit_log: Option<PathBuf>,
     pub audit_key: Option<PathBuf>,
     pub admin: Option<SocketAddr>,
+    /// `clawguard icap --listen`.
+    pub icap_listen: Option<SocketAddr>,
 }
 
 /// Where the running configuration comes from: an optional file plus flags.
@@ -173,6 +181,9 @@ impl ConfigSource {
         }
         if let Some(a) = o.admin {
             cfg.admin = Some(a);
+        }
+        if let Some(a) = o.icap_listen {
+            cfg.icap.listen = a;
         }
         cfg.validate(&name)?;
         Ok(cfg)
@@ -281,6 +292,9 @@ impl Config {
         if self.max_inspect_bytes == 0 {
             return Err(invalid("max_inspect_bytes must be greater than 0".into()));
         }
+        self.inspection
+            .validate()
+            .map_err(|e| invalid(e.to_string()))?;
         if self.connect_timeout_secs == 0
             || self.upstream_timeout_secs == 0
             || self.body_idle_timeout_secs == 0
@@ -310,6 +324,7 @@ impl Config {
         for (name, hash) in &self.users {
             crate::auth::check_hash(name, hash).map_err(|e| invalid(e.to_string()))?;
         }
+        self.icap.validate().map_err(invalid)?;
         for g in &self.bypass {
             if g.is_empty() || g.contains(char::is_whitespace) {
                 return Err(invalid(format!("bypass entry `{g}` is not a host glob")));

@@ -3,12 +3,14 @@
 //! The crate is laid out one module per concern; see `../shared/ARCHITECTURE.md`
 //! and the README for the data flow.
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod detect;
 pub mod egress;
 pub mod exec;
+pub mod icap;
 pub mod metrics;
 pub mod proxy;
 pub mod report;

@@ -27,6 +27,9 @@ struct Cli {
 enum Command {
     /// Run the proxy.
     Run(RunArgs),
+    /// Serve ICAP (RFC 3507) REQMOD at icap://ADDR/reqmod for Squid and other ICAP
+    /// clients: the same config, rules, policy, audit and metrics as `run`.
+    Icap(IcapArgs),
     /// Manage the interception CA.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -46,6 +49,17 @@ enum Command {
     /// Work with the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Internal: the lockdown side of `exec --lockdown` (started by ClawGuard itself).
+    #[command(name = "__lockdown-init", hide = true)]
+    LockdownInit {
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Ask a running proxy to re-read its config file and rule packs (POST /reload on
     /// its admin listener). Sending SIGHUP to the process does the same.
     Reload {
@@ -149,14 +163,31 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct IcapArgs {
+    /// The same options as `clawguard run`; `--listen` is the ICAP address
+    /// (config `[icap] listen`, default 127.0.0.1:1344).
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
 struct ExecArgs {
     /// The same options as `clawguard run` (`--listen` is ignored: the port is ephemeral).
     #[command(flatten)]
     run: RunArgs,
-    /// Run the command in its own network namespace whose only reachable endpoint is
-    /// ClawGuard: direct connections and DNS lookups fail instead of leaking (Linux).
+    /// Run the command where ClawGuard is its only way out (Linux): its own network,
+    /// mount, PID and IPC namespaces, no capabilities, seccomp filters, every connect
+    /// mediated, no host sockets or resolver. See the README's lockdown section.
     #[arg(long)]
     lockdown: bool,
+    /// With --lockdown: let the command connect to this UNIX socket (repeatable). The
+    /// socket's listener is trusted: whatever it reaches, the command reaches.
+    #[arg(long, value_name = "PATH")]
+    allow_socket: Vec<PathBuf>,
+    /// With --lockdown: print what the lockdown applied (namespaces, capabilities,
+    /// filters, mount view) on standard output before the command starts.
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text")]
+    print_profile: Option<ProfileFormatArg>,
     /// Use a running ClawGuard (http://HOST:PORT) instead of starting one.
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
@@ -171,6 +202,12 @@ struct ExecArgs {
         value_name = "COMMAND"
     )]
     command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProfileFormatArg {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -215,6 +252,7 @@ fn config_source(a: RunArgs) -> ConfigSource {
             audit_log: a.audit_log,
             audit_key: a.audit_key,
             admin: a.admin,
+            icap_listen: None,
         },
     }
 }
@@ -259,6 +297,24 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn cmd_icap(mut a: IcapArgs) -> anyhow::Result<()> {
+    let listen = a.run.listen.take();
+    let mut source = config_source(a.run);
+    source.overrides.icap_listen = listen;
+    let cfg = source.load()?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    anyhow::ensure!(
+        euid != 0 || cfg.allow_root,
+        "refusing to run as root: a service that parses untrusted traffic should run as an \
+         unprivileged user (pass --allow-root or set allow_root = true to override)"
+    );
+    init_logging(cfg.log_format);
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(clawguard::icap::run(cfg, source))?;
+    Ok(())
+}
+
 /// POST /reload to the admin listener with a plain HTTP/1.1 exchange.
 fn cmd_reload(admin: std::net::SocketAddr) -> Result<ExitCode> {
     use std::net::TcpStream;
@@ -279,8 +335,7 @@ fn cmd_reload(admin: std::net::SocketAddr) -> Result<ExitCode> {
 }
 
 fn cmd_exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
-    // Same configuration and egress policy as `run` (no root refusal: the command is the
-    // caller's own, and the embedded proxy only listens on loopback for it).
+    // Same configuration, egress policy and root refusal as `run`.
     let cfg = config_source(a.run).load()?;
     init_logging(cfg.log_format);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -288,6 +343,11 @@ fn cmd_exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
         lockdown: a.lockdown,
         proxy: a.proxy,
         no_proxy: a.no_proxy,
+        allow_sockets: a.allow_socket,
+        print_profile: a.print_profile.map(|f| match f {
+            ProfileFormatArg::Text => clawguard::exec::ProfileFormat::Text,
+            ProfileFormatArg::Json => clawguard::exec::ProfileFormat::Json,
+        }),
         command: a.command,
     };
     let code = rt.block_on(clawguard::exec::run(cfg, opts))?;
@@ -326,8 +386,14 @@ fn main() -> ExitCode {
     // rustls configuration is built.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    if let Command::LockdownInit { command } = cli.command {
+        // A fresh process that must stay single-threaded: nothing else runs first.
+        std::process::exit(clawguard::exec::lockdown::init_main(command));
+    }
     let result = match cli.command {
+        Command::LockdownInit { .. } => unreachable!("handled above"),
         Command::Run(a) => cmd_run(a).map(|()| ExitCode::SUCCESS),
+        Command::Icap(a) => cmd_icap(a).map(|()| ExitCode::SUCCESS),
         Command::Ca(c) => cmd_ca(c).map(|()| ExitCode::SUCCESS),
         Command::Exec(a) => cmd_exec(a),
         Command::Scan(args) => cmd_scan(args),

@@ -7,7 +7,9 @@
 
 pub mod engine;
 pub mod extract;
+pub mod limits;
 pub mod policy;
+pub mod pseudonymize;
 pub mod redact;
 pub mod rules;
 pub mod scan;

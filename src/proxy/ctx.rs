@@ -211,12 +211,17 @@ impl RequestCtx {
         if rank(decision) >= rank(self.record.decision) {
             self.record.decision = decision;
         }
-        for f in &r.findings {
+        // Every finding, listed or not (`[inspection] max_findings` caps the list).
+        for c in &r.counts {
             metrics
                 .findings
-                .inc(&[f.rule.as_str(), f.category.as_str()], 1);
-            self.record.url_findings |= f.location == crate::detect::extract::Location::Url;
+                .inc(&[c.rule.as_str(), c.category.as_str()], c.count as u64);
         }
+        // Over the cap the list may not show a URL finding: mask the path then too.
+        self.record.url_findings |= r.unlisted > 0
+            || r.findings
+                .iter()
+                .any(|f| f.location == crate::detect::extract::Location::Url);
         if let Some(e) = &r.error {
             self.record.reason_class = Some("uninspectable");
             self.record.reason = Some(format!("uninspectable: {e}"));

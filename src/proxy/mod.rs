@@ -19,7 +19,6 @@
 //! bound listener with a [`ProxyState`]. Detection lives in [`crate::detect`]; this module
 //! only moves bytes and asks it.
 
-pub mod admin;
 pub mod body;
 mod connect;
 mod ctx;
@@ -130,19 +129,9 @@ pub async fn run(cfg: Config, source: ConfigSource) -> Result<(), ProxyError> {
         }
         state.add_own_listener(a);
         eprintln!("clawguard admin listening on {a}");
-        tokio::spawn(admin::serve(l, state.clone()));
+        tokio::spawn(crate::admin::serve(l, state.clone()));
     }
-    let st = state.clone();
-    tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
-        };
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading");
-            let _ = st.reload().await;
-        }
-    });
+    reload_on_sighup(state.clone());
     state.set_ready();
     eprintln!("clawguard listening on {addr}");
     eprintln!("clawguard CA certificate: {}", ca.path().display());
@@ -151,7 +140,22 @@ pub async fn run(cfg: Config, source: ConfigSource) -> Result<(), ProxyError> {
     r
 }
 
-async fn shutdown_signal() {
+/// Reload `state` on every SIGHUP (shared by `run` and `icap`).
+pub(crate) fn reload_on_sighup(state: Arc<ProxyState>) {
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading");
+            let _ = state.reload().await;
+        }
+    });
+}
+
+/// Ctrl-C or SIGTERM (shared by `run` and `icap`).
+pub(crate) async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

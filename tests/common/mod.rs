@@ -3,6 +3,8 @@
 //! Everything stays on loopback.
 #![allow(dead_code)]
 
+pub mod squid;
+
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::combinators::BoxBody;
@@ -291,17 +293,44 @@ impl Proxy {
     /// origins listen on 127.0.0.1, which the default egress policy refuses). Always
     /// `--allow-root`: CI runs as root.
     pub fn start_with(config: &str, upstream_ca: &Path, extra: &[&str]) -> Proxy {
+        Proxy::launch("run", config, upstream_ca, extra, "clawguard listening on ")
+    }
+
+    /// `clawguard icap` on a free loopback port (`addr` is the ICAP address), with
+    /// `--allow-private` so test origins on 127.0.0.1 pass the egress policy.
+    pub fn start_icap(config: &str, extra: &[&str]) -> Proxy {
+        let mut args = vec!["--allow-private"];
+        args.extend_from_slice(extra);
+        Proxy::launch(
+            "icap",
+            config,
+            Path::new(""),
+            &args,
+            "clawguard icap listening on ",
+        )
+    }
+
+    /// Start `clawguard SUBCOMMAND` and wait for the line `ready` + address.
+    pub fn launch(
+        subcommand: &str,
+        config: &str,
+        upstream_ca: &Path,
+        extra: &[&str],
+        ready: &'static str,
+    ) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("config.toml");
         std::fs::write(&cfg, config).unwrap();
         let ca_dir = dir.path().join("ca");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clawguard"))
-            .args(["run", "--listen", "127.0.0.1:0", "--config"])
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clawguard"));
+        cmd.args([subcommand, "--listen", "127.0.0.1:0", "--config"])
             .arg(&cfg)
             .arg("--ca-dir")
-            .arg(&ca_dir)
-            .arg("--upstream-ca")
-            .arg(upstream_ca)
+            .arg(&ca_dir);
+        if !upstream_ca.as_os_str().is_empty() {
+            cmd.arg("--upstream-ca").arg(upstream_ca);
+        }
+        let mut child = cmd
             .arg("--allow-root")
             .args(extra)
             .env("RUST_LOG", "info")
@@ -322,7 +351,7 @@ impl Proxy {
                 if let Some(a) = line.strip_prefix("clawguard admin listening on ") {
                     *admin2.lock().unwrap() = a.trim().parse::<SocketAddr>().ok();
                 }
-                if let Some(a) = line.strip_prefix("clawguard listening on ") {
+                if let Some(a) = line.strip_prefix(ready) {
                     let _ = tx.send(a.trim().parse::<SocketAddr>().unwrap());
                 }
                 let mut l = log2.lock().unwrap();
@@ -513,4 +542,49 @@ pub fn have(program: &str) -> bool {
 pub fn cert_der(pem: &Path) -> CertificateDer<'static> {
     use rustls::pki_types::pem::PemObject;
     CertificateDer::from_pem_file(pem).unwrap()
+}
+
+/// Whether a test peer (`program --version` works) is here. Missing: under `CI=true` the
+/// test fails (CI installs its peers, so a gap there is a broken CI, not a skip); on a
+/// developer machine it says SKIP and returns false.
+pub fn require_peer(program: &str) -> bool {
+    let found = have(program)
+        || std::process::Command::new(program)
+            .arg("-v")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if found {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "test peer `{program}` is missing under CI=true (.ci/run must install it)"
+    );
+    eprintln!("SKIP: {program} not installed");
+    false
+}
+
+/// Running under CI (`CI=true`): a missing peer or kernel feature fails the test there
+/// instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Skip (return `true` after printing `SKIP:`) when `missing` is set, except under CI,
+/// where it fails the test.
+pub fn skip_if(missing: bool, what: &str) -> bool {
+    if !missing {
+        return false;
+    }
+    assert!(!in_ci(), "CI=true and {what}");
+    eprintln!("SKIP: {what}");
+    true
+}
+
+/// Whether this test process runs as root (CI does).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }

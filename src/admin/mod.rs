@@ -1,4 +1,4 @@
-//! The admin listener: `GET /metrics` (Prometheus text), `GET /healthz` (200 while
+//! The admin listener (moved out of `proxy/` so the console and admin auth grow here): `GET /metrics` (Prometheus text), `GET /healthz` (200 while
 //! serving), `GET /readyz` (200 once rules and CA are loaded and the proxy listens),
 //! `POST /reload` (re-read config and rules; 200, or 422 naming why the new one was
 //! rejected while the old one keeps serving).
@@ -6,8 +6,8 @@
 //! Separate from the proxy listener so metrics and reloads are never reachable through
 //! the proxy port, and a scrape never competes with a proxy request for a connection.
 
-use super::body::{self, ProxyBody};
-use super::ProxyState;
+use crate::proxy::body::{self, ProxyBody};
+use crate::proxy::ProxyState;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
