@@ -110,6 +110,13 @@ pub struct Config {
     pub inspect_threads: usize,
     /// After SIGTERM, how long in-flight requests may finish before the process exits.
     pub shutdown_grace_secs: u64,
+    /// Token file for the admin listener (`Authorization: Bearer`, or Basic user
+    /// `token`). Required, or `admin_users`, when `admin` is not on loopback.
+    #[serde(default)]
+    pub admin_token_file: Option<PathBuf>,
+    /// `[users]` names allowed on the admin listener with their password (Basic).
+    #[serde(default)]
+    pub admin_users: Vec<String>,
     /// Bounds on one request's inspection (`[inspection]`).
     #[serde(default)]
     pub inspection: crate::detect::limits::Limits,
@@ -325,6 +332,24 @@ impl Config {
             crate::auth::check_hash(name, hash).map_err(|e| invalid(e.to_string()))?;
         }
         self.icap.validate().map_err(invalid)?;
+        if let Some(a) = self.admin {
+            if !a.ip().is_loopback()
+                && self.admin_token_file.is_none()
+                && self.admin_users.is_empty()
+            {
+                return Err(invalid(format!(
+                    "refusing an admin listener on {a} (not loopback) without authentication: \
+                     set admin_token_file or admin_users"
+                )));
+            }
+        }
+        for u in &self.admin_users {
+            if !self.users.contains_key(u) {
+                return Err(invalid(format!(
+                    "admin_users: `{u}` is not in [users] (clawguard user add {u})"
+                )));
+            }
+        }
         for g in &self.bypass {
             if g.is_empty() || g.contains(char::is_whitespace) {
                 return Err(invalid(format!("bypass entry `{g}` is not a host glob")));

@@ -66,6 +66,9 @@ enum Command {
         /// The proxy's admin address.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9383")]
         admin: std::net::SocketAddr,
+        /// The admin token file (config `admin_token_file`), when the listener needs one.
+        #[arg(long, value_name = "FILE", env = "CLAWGUARD_ADMIN_TOKEN_FILE")]
+        token_file: Option<PathBuf>,
     },
 }
 
@@ -316,15 +319,26 @@ fn cmd_icap(mut a: IcapArgs) -> anyhow::Result<()> {
 }
 
 /// POST /reload to the admin listener with a plain HTTP/1.1 exchange.
-fn cmd_reload(admin: std::net::SocketAddr) -> Result<ExitCode> {
+fn cmd_reload(admin: std::net::SocketAddr, token_file: Option<PathBuf>) -> Result<ExitCode> {
     use std::net::TcpStream;
+    let authorization = match token_file {
+        Some(f) => {
+            let raw = std::fs::read(&f).with_context(|| format!("{}", f.display()))?;
+            let token = String::from_utf8(raw.trim_ascii().to_vec())
+                .context("the admin token is not UTF-8")?;
+            format!("Authorization: Bearer {token}\r\n")
+        }
+        None => String::new(),
+    };
     let timeout = std::time::Duration::from_secs(120);
     let mut s = TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(10))
         .with_context(|| format!("connecting to the admin listener at {admin}"))?;
     s.set_read_timeout(Some(timeout))?;
     write!(
         s,
-        "POST /reload HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "POST /reload HTTP/1.1\r\nHost: {admin}\r\n{authorization}{csrf}: 1\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n",
+        csrf = clawguard::admin::auth::CSRF_HEADER
     )?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
@@ -336,6 +350,7 @@ fn cmd_reload(admin: std::net::SocketAddr) -> Result<ExitCode> {
 
 fn cmd_exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
     // Same configuration, egress policy and root refusal as `run`.
+    let config_file = a.run.config.clone();
     let cfg = config_source(a.run).load()?;
     init_logging(cfg.log_format);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -344,6 +359,7 @@ fn cmd_exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
         proxy: a.proxy,
         no_proxy: a.no_proxy,
         allow_sockets: a.allow_socket,
+        config_file,
         print_profile: a.print_profile.map(|f| match f {
             ProfileFormatArg::Text => clawguard::exec::ProfileFormat::Text,
             ProfileFormatArg::Json => clawguard::exec::ProfileFormat::Json,
@@ -401,7 +417,7 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Test { rules }) => cmd_rules_test(rules),
         Command::User(UserCommand::Add { name }) => cmd_user_add(&name),
         Command::Audit(AuditCommand::Verify { file, key }) => cmd_audit_verify(file, key),
-        Command::Reload { admin } => cmd_reload(admin),
+        Command::Reload { admin, token_file } => cmd_reload(admin, token_file),
     };
     match result {
         Ok(code) => code,

@@ -69,6 +69,8 @@ pub struct ExecOptions {
     pub allow_sockets: Vec<PathBuf>,
     /// Print the applied lockdown profile on standard output before the command runs.
     pub print_profile: Option<ProfileFormat>,
+    /// The config file ClawGuard was started with (hidden from a locked-down command).
+    pub config_file: Option<PathBuf>,
     /// Program and arguments.
     pub command: Vec<OsString>,
 }
@@ -82,6 +84,17 @@ pub async fn run(cfg: Config, opts: ExecOptions) -> Result<i32, ExecError> {
         return Err(ExecError::LockdownOnly);
     }
     let (program, args) = opts.command.split_first().expect("clap requires a command");
+    // ClawGuard's own files, hidden from a locked-down command (which may run as the
+    // same user): the CA directory with its private key, config, audit key and log.
+    let hide: Vec<PathBuf> = [Some(cfg.ca_dir())]
+        .into_iter()
+        .chain([
+            opts.config_file.clone(),
+            cfg.audit_key.clone(),
+            cfg.audit_log.clone(),
+        ])
+        .flatten()
+        .collect();
 
     // Where the command finds the proxy, and what serves that address.
     let external = match &opts.proxy {
@@ -114,6 +127,7 @@ pub async fn run(cfg: Config, opts: ExecOptions) -> Result<i32, ExecError> {
                 port: LOCKDOWN_PORT,
                 allow_sockets: opts.allow_sockets.clone(),
                 keep: vec![ca_path.clone(), bundle.clone()],
+                hide,
             },
         )?;
         started.listener.set_nonblocking(true)?;

@@ -1119,7 +1119,7 @@ pub async fn run(cfg: Config, source: ConfigSource) -> Result<(), IcapError> {
             .await
             .map_err(|source| IcapError::Bind { addr: a, source })?;
         eprintln!("clawguard admin listening on {}", l.local_addr()?);
-        tokio::spawn(crate::admin::serve(l, state.clone()));
+        crate::admin::spawn(l, state.clone()).map_err(ProxyError::from)?;
     }
     crate::proxy::reload_on_sighup(state.clone());
     let svc = IcapService::new(state.clone(), icap_cfg);

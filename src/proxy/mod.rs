@@ -56,6 +56,8 @@ pub enum ProxyError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminAuthError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -125,11 +127,11 @@ pub async fn run(cfg: Config, source: ConfigSource) -> Result<(), ProxyError> {
     if let Some(l) = admin {
         let a = l.local_addr()?;
         if !a.ip().is_loopback() {
-            tracing::warn!(addr = %a, "admin listener beyond loopback: anyone who can reach it can read metrics and trigger reloads");
+            tracing::info!(addr = %a, "admin listener beyond loopback (authentication required)");
         }
         state.add_own_listener(a);
         eprintln!("clawguard admin listening on {a}");
-        tokio::spawn(crate::admin::serve(l, state.clone()));
+        crate::admin::spawn(l, state.clone())?;
     }
     reload_on_sighup(state.clone());
     state.set_ready();

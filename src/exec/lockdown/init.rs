@@ -67,6 +67,7 @@ pub fn init_main(command: Vec<OsString>) -> i32 {
     // SAFETY: ClawGuard put the control channel on this descriptor; we own it now.
     let ctl = unsafe { OwnedFd::from_raw_fd(LOCKDOWN_CONTROL_FD) };
     let _ = rustix::io::fcntl_setfd(&ctl, rustix::io::FdFlags::CLOEXEC);
+    close_inherited();
     die_with_parent();
     let plan = match channel::recv::<ToLockdown>(ctl.as_fd()) {
         Ok((ToLockdown::Plan(plan), _)) => *plan,
@@ -78,6 +79,25 @@ pub fn init_main(command: Vec<OsString>) -> i32 {
     match outer(&ctl, &plan, command) {
         Ok(code) => code,
         Err(f) => report(&ctl, f),
+    }
+}
+
+/// Close every descriptor but the standard ones and the control channel: whatever
+/// started ClawGuard may have left one open (a connected socket would be a way out).
+/// `close_range(2)` (Linux 5.9); on older kernels the descriptors are closed one by one.
+fn close_inherited() {
+    let first = LOCKDOWN_CONTROL_FD as libc::c_uint + 1;
+    // SAFETY: closing descriptors this process does not use.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0) };
+    if rc != 0 {
+        let max = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(1024)
+            .min(1 << 20);
+        for fd in first as u64..max {
+            // SAFETY: as above.
+            unsafe { libc::close(fd as libc::c_int) };
+        }
     }
 }
 

@@ -66,6 +66,10 @@ pub struct ViewPlan {
     /// Host paths kept visible read-only where a private directory would hide them
     /// (ClawGuard's CA files, allowed sockets).
     pub read_only: Vec<PathBuf>,
+    /// ClawGuard's own files the command must not read or change (CA directory with its
+    /// private key, config, audit key and log): covered, directories by an empty
+    /// read-only tmpfs, files by an empty device.
+    pub hidden: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +107,8 @@ pub struct LockdownOptions {
     pub allow_sockets: Vec<PathBuf>,
     /// Files the command must still see (ClawGuard's CA certificate and bundle).
     pub keep: Vec<PathBuf>,
+    /// ClawGuard's own files to hide from the command (see [`ViewPlan::hidden`]).
+    pub hide: Vec<PathBuf>,
 }
 
 /// A lockdown whose command is ready to start.
@@ -147,6 +153,11 @@ fn plan(opts: &LockdownOptions, allow_sockets: &[PathBuf]) -> io::Result<Plan> {
         .filter_map(|p| std::fs::canonicalize(p).ok())
         .collect();
     read_only.extend(allow_sockets.iter().cloned());
+    let hidden = opts
+        .hide
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
     Ok(Plan {
         port: opts.port,
         user_namespace: !rustix::process::geteuid().is_root(),
@@ -156,6 +167,7 @@ fn plan(opts: &LockdownOptions, allow_sockets: &[PathBuf]) -> io::Result<Plan> {
             runtime_dir,
             writable,
             read_only,
+            hidden,
         },
         allow_sockets: allow_sockets.to_vec(),
     })

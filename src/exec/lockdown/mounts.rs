@@ -170,19 +170,25 @@ pub fn build(plan: &ViewPlan, cwd: &Path) -> Result<Built, (&'static str, io::Er
     .map_err(|e| ("make the mount tree private", e.into()))?;
 
     // Open everything to carry over while the host view is still in place.
-    // A path below a masked directory is carried into the private view; the masked
-    // directory itself is not (a command started in /tmp gets the private /tmp).
-    let masked =
-        |p: &Path| plan.private_dirs.iter().any(|d| under(p, d)) || under(p, Path::new("/dev"));
-    let carry = |p: &Path| masked(p) && !plan.private_dirs.iter().any(|d| p == d);
+    // A path below a private directory is carried into the private view; the private
+    // directory itself is not (a command started in /tmp gets the private /tmp). Kept
+    // files below a hidden directory (the CA certificate in the CA directory) come back
+    // after it is hidden.
+    let private = |p: &Path| {
+        plan.private_dirs.iter().any(|d| under(p, d) && p != d) || under(p, Path::new("/dev"))
+    };
+    let in_hidden = |p: &Path| plan.hidden.iter().any(|d| under(p, d));
     let mut carried = Vec::new();
+    let mut kept_in_hidden = Vec::new();
     for p in &plan.writable {
-        if carry(p) {
+        if private(p) {
             carried.push(pin(p, true).map_err(|e| ("open a writable path", e))?);
         }
     }
     for p in &plan.read_only {
-        if carry(p) && !carried.iter().any(|c: &Pinned| under(p, &c.path)) {
+        if in_hidden(p) {
+            kept_in_hidden.push(pin(p, false).map_err(|e| ("open a path to keep", e))?);
+        } else if private(p) && !carried.iter().any(|c: &Pinned| under(p, &c.path)) {
             carried.push(pin(p, false).map_err(|e| ("open a path to keep", e))?);
         }
     }
@@ -201,7 +207,8 @@ pub fn build(plan: &ViewPlan, cwd: &Path) -> Result<Built, (&'static str, io::Er
 
     // The working directory and $HOME stay writable where they are not masked anyway.
     for p in &plan.writable {
-        if masked(p) || p == Path::new("/") {
+        let in_private = plan.private_dirs.iter().any(|d| under(p, d));
+        if in_private || under(p, Path::new("/dev")) || p == Path::new("/") {
             continue;
         }
         rustix::mount::mount_bind_recursive(p, p)
@@ -299,23 +306,39 @@ pub fn build(plan: &ViewPlan, cwd: &Path) -> Result<Built, (&'static str, io::Er
 
     // Host paths the command needs inside masked directories.
     for c in &carried {
-        mount_point(&c.path, c.is_dir).map_err(|e| ("create a mount point", e))?;
-        rustix::mount::mount_bind_recursive(proc_fd(&c.fd), &c.path)
-            .map_err(|e| ("bind a kept path", e.into()))?;
-        if c.writable {
-            writable(&c.path).map_err(|e| ("make a kept path writable", e))?;
+        entries.push(bind_back(c)?);
+    }
+
+    // ClawGuard's own files: a directory becomes an empty tmpfs (read-only once the
+    // kept files are back), a file an empty device.
+    let null = devices.iter().find(|d| d.path == Path::new("/dev/null"));
+    let mut hidden_dirs = Vec::new();
+    for h in &plan.hidden {
+        let Ok(meta) = fs::metadata(h) else {
+            continue;
+        };
+        if meta.is_dir() {
+            tmpfs(h, "0755").map_err(|e| ("hide a ClawGuard directory", e))?;
+            hidden_dirs.push(h.clone());
+        } else if let Some(null) = null {
+            rustix::mount::mount_bind(proc_fd(&null.fd), h)
+                .map_err(|e| ("hide a ClawGuard file", e.into()))?;
+        } else {
+            continue;
         }
         entries.push(MountEntry {
-            path: c.path.clone(),
-            view: format!(
-                "host, kept visible{}",
-                if c.writable {
-                    ", writable"
-                } else {
-                    ", read-only"
-                }
-            ),
+            path: h.clone(),
+            view: "hidden (ClawGuard's own)".into(),
         });
+    }
+
+    // Kept files inside hidden directories.
+    for c in &kept_in_hidden {
+        entries.push(bind_back(c)?);
+    }
+
+    for h in &hidden_dirs {
+        read_only(h).map_err(|e| ("make a hidden directory read-only", e))?;
     }
 
     // The resolver: pointing at the lockdown's own loopback, where nothing listens.
@@ -332,6 +355,24 @@ pub fn build(plan: &ViewPlan, cwd: &Path) -> Result<Built, (&'static str, io::Er
         entries,
         private_devs,
         resolver,
+    })
+}
+
+/// Bind a pinned host path back at its own path inside the view.
+fn bind_back(c: &Pinned) -> Result<MountEntry, (&'static str, io::Error)> {
+    mount_point(&c.path, c.is_dir).map_err(|e| ("create a mount point", e))?;
+    rustix::mount::mount_bind_recursive(proc_fd(&c.fd), &c.path)
+        .map_err(|e| ("bind a kept path", e.into()))?;
+    if c.writable {
+        writable(&c.path).map_err(|e| ("make a kept path writable", e))?;
+    }
+    Ok(MountEntry {
+        path: c.path.clone(),
+        view: if c.writable {
+            "host, kept visible, writable".into()
+        } else {
+            "host, kept visible, read-only".into()
+        },
     })
 }
 
