@@ -4,12 +4,14 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use clawguard::detect::rules::{self, RulePack};
 use clawguard::detect::scan::Scanner;
-use clawguard::report::{self, Format, Input};
+use clawguard::file_scan::{self, Input, WalkOptions};
+use clawguard::report::{self, Format};
 use is_terminal::IsTerminal;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clawguard::ca_trust;
 use clawguard::config::{Config, ConfigSource, LogFormat, Mode, Overrides};
 
 #[derive(Parser)]
@@ -89,6 +91,19 @@ enum AuditCommand {
         /// HMAC key file the log was written with.
         #[arg(long)]
         key: Option<PathBuf>,
+        /// Ed25519 public key file (hex): every checkpoint must carry its signature.
+        #[arg(long)]
+        pubkey: Option<PathBuf>,
+        /// Checkpoints held elsewhere (the `audit_checkpoint_file` copy, or the syslog
+        /// collector's file): the log must reach the newest one, with the same hash.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Create an Ed25519 checkpoint signing key (FILE, 0600) and its public key
+    /// (FILE.pub) for `audit_signing_key` and `audit verify --pubkey`.
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 
@@ -103,6 +118,16 @@ struct ScanArgs {
     /// Print the input with every finding replaced by [REDACTED:<rule-id>].
     #[arg(long)]
     redact: bool,
+    /// Also scan what .gitignore, .ignore and .git/info/exclude list.
+    #[arg(long)]
+    no_ignore: bool,
+    /// Also scan version-control directories (.git/, .hg/, .svn/). Other dotfiles
+    /// (.env, .npmrc, …) are always scanned.
+    #[arg(long)]
+    hidden: bool,
+    /// No summary line and no progress bar on standard error.
+    #[arg(long, short)]
+    quiet: bool,
     /// Files or directories to scan; `-` (or nothing) reads standard input.
     paths: Vec<PathBuf>,
 }
@@ -229,7 +254,8 @@ enum CaCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Print the path of the CA certificate clients must trust.
+    /// Print the path of the CA certificate clients must trust (exit 2 when there is no
+    /// CA yet).
     Path {
         #[arg(long, value_name = "DIR")]
         ca_dir: Option<PathBuf>,
@@ -381,10 +407,7 @@ fn cmd_ca(cmd: CaCommand) -> anyhow::Result<()> {
             println!("{}", ca.path().display());
         }
         CaCommand::Path { ca_dir: d } => {
-            println!(
-                "{}",
-                clawguard::tls::CertificateAuthority::cert_path(&ca_dir(d)).display()
-            );
+            println!("{}", ca_trust::ca_cert_path(&ca_dir(d))?.display());
         }
     }
     Ok(())
@@ -416,7 +439,18 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::List { rules }) => cmd_rules_list(rules),
         Command::Rules(RulesCommand::Test { rules }) => cmd_rules_test(rules),
         Command::User(UserCommand::Add { name }) => cmd_user_add(&name),
-        Command::Audit(AuditCommand::Verify { file, key }) => cmd_audit_verify(file, key),
+        Command::Audit(AuditCommand::Verify {
+            file,
+            key,
+            pubkey,
+            checkpoint,
+        }) => cmd_audit_verify(file, key, pubkey, checkpoint),
+        Command::Audit(AuditCommand::Keygen { out }) => clawguard::audit::checkpoint::keygen(&out)
+            .map(|public| {
+                println!("{public}");
+                ExitCode::SUCCESS
+            })
+            .map_err(anyhow::Error::from),
         Command::Reload { admin, token_file } => cmd_reload(admin, token_file),
     };
     match result {
@@ -466,14 +500,24 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
             })
             .collect()
     };
-    let (files, mut results, stdin) = report::expand(&inputs);
-    if stdin {
-        results.push(report::scan_one(&scanner, "-", std::io::stdin().lock()));
-    }
-    results.extend(report::scan_files(&scanner, &files));
+    let walk = WalkOptions {
+        no_ignore: args.no_ignore,
+        hidden: args.hidden,
+    };
+    let interactive = !args.quiet && std::io::stderr().is_terminal();
+    let outcome = file_scan::scan(
+        &scanner,
+        &inputs,
+        walk,
+        std::io::stdin().lock(),
+        interactive,
+    );
     let color = args.format == Format::Text && std::io::stdout().is_terminal();
-    let (found, errors) = report::print(&scanner, &results, args.format, color, &mut out)?;
+    let (found, errors) = report::print(&scanner, &outcome.results, args.format, color, &mut out)?;
     out.flush()?;
+    if !args.quiet {
+        eprintln!("{}", outcome.summary());
+    }
     Ok(ExitCode::from(if errors > 0 {
         2
     } else if found > 0 {
@@ -530,14 +574,50 @@ fn cmd_rules_test(dir: Option<PathBuf>) -> Result<ExitCode> {
     })
 }
 
-fn cmd_audit_verify(file: PathBuf, key: Option<PathBuf>) -> Result<ExitCode> {
+fn cmd_audit_verify(
+    file: PathBuf,
+    key: Option<PathBuf>,
+    pubkey: Option<PathBuf>,
+    checkpoint: Option<PathBuf>,
+) -> Result<ExitCode> {
+    use clawguard::audit::checkpoint::{self, Checkpoint};
     let key = key.map(|k| clawguard::audit::read_key(&k)).transpose()?;
-    match clawguard::audit::verify(&file, key.as_deref()) {
+    let pubkey = pubkey.map(|p| checkpoint::read_public(&p)).transpose()?;
+    let external: Option<Checkpoint> = match &checkpoint {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
+            let newest = text
+                .lines()
+                .filter_map(Checkpoint::from_line)
+                .max_by_key(|c| c.covers);
+            Some(newest.with_context(|| format!("{}: no checkpoint line", p.display()))?)
+        }
+    };
+    let opts = clawguard::audit::VerifyOptions {
+        key: key.as_deref(),
+        pubkey: pubkey.as_ref(),
+        external: external.as_ref(),
+    };
+    match clawguard::audit::verify_with(&file, &opts) {
         Ok(v) => {
             println!(
                 "audit verify: OK: {} record(s) in {} file(s), last hash {}",
                 v.records, v.files, v.last_hash
             );
+            if pubkey.is_some() {
+                println!(
+                    "signed checkpoints: {} (last covers record {}), {} record(s) after it{}",
+                    v.checkpoints,
+                    v.last_checkpoint.map_or("-".into(), |c| c.to_string()),
+                    v.unsigned_tail,
+                    if v.external_checked {
+                        "; external checkpoint matched"
+                    } else {
+                        ""
+                    }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

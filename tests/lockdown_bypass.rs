@@ -680,6 +680,28 @@ async fn unix_socket_relay(mode: Mode) {
     assert_eq!(visible_hits.get(), 2);
     assert_eq!(hidden_hits.get(), 0);
     let _ = std::fs::remove_dir_all(&run_dir);
+
+    // An allowed socket is connected with the command's credentials, never ClawGuard's:
+    // a socket only another user may use stays closed, even to a uid-0 command.
+    if is_root() {
+        let private = c.path("private.sock");
+        let private_hits = unix_relay(&private, to);
+        std::os::unix::fs::chown(&private, Some(NOBODY + 1), None).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let out = c
+            .exec(
+                &["--lockdown", "--allow-socket", "private.sock"],
+                &c.probe("unix private.sock"),
+            )
+            .await;
+        assert!(
+            out.stdout.starts_with("blocked unix private.sock EACCES"),
+            "{}{}",
+            out.stdout,
+            out.stderr
+        );
+        assert_eq!(private_hits.get(), 0);
+    }
 }
 
 /// Class: an abstract UNIX socket (no file; confined by the network namespace, and by

@@ -46,8 +46,8 @@ pub enum ExecError {
     NoCa(std::path::PathBuf),
     #[error("--allow-socket and --print-profile need --lockdown")]
     LockdownOnly,
-    #[error("cannot start `{command}`: {source}")]
-    Spawn { command: String, source: io::Error },
+    #[error("cannot start `{command}`: {error}")]
+    Spawn { command: String, error: io::Error },
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -144,9 +144,9 @@ pub async fn run(cfg: Config, opts: ExecOptions) -> Result<i32, ExecError> {
             }
         };
         cmd.envs(proxy_env(&url, &ca_path, &bundle, &opts.no_proxy));
-        let child = cmd.spawn().map_err(|source| ExecError::Spawn {
+        let child = cmd.spawn().map_err(|error| ExecError::Spawn {
             command: program.to_string_lossy().into_owned(),
-            source,
+            error,
         })?;
         (Some(child), listener, None)
     };
