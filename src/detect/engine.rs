@@ -336,16 +336,24 @@ impl Engine {
     }
 
     pub fn too_large_report(&self, req: &RequestInfo<'_>) -> (Verdict, Inspection) {
-        self.too_large_report_as(req, None)
+        self.too_large_inner(req, None)
     }
 
-    /// [`Engine::too_large_report`] for a request of an authenticated `user`.
-    pub fn too_large_report_as(
+    /// [`Engine::too_large_report`] for a caller that restores the response with
+    /// [`Inspection::restore`] (see [`Engine::inspect_for_llm`]).
+    pub fn too_large_for_llm(
         &self,
         req: &RequestInfo<'_>,
         user: Option<&str>,
     ) -> (Verdict, Inspection) {
-        let issuer = self.issuer(req, user);
+        self.too_large_inner(req, self.issuer(req, user))
+    }
+
+    fn too_large_inner(
+        &self,
+        req: &RequestInfo<'_>,
+        issuer: Option<Issuer>,
+    ) -> (Verdict, Inspection) {
         let segs = extract::request_segments(req.uri, req.headers);
         let hits = self.scan_segments(req, &segs, issuer.is_some(), |s| {
             s.source != Source::Uri && s.redactable
@@ -353,20 +361,32 @@ impl Engine {
         self.finish(req, &segs, hits, Some(ExtractError::TooLarge), None, issuer)
     }
 
-    /// [`Engine::inspect`] plus the report of what was found and decided.
+    /// [`Engine::inspect`] plus the report of what was found and decided. Findings in
+    /// requests to LLM APIs get the rules' usual actions here: only a caller that
+    /// restores the response may pseudonymize ([`Engine::inspect_for_llm`]).
     pub fn inspect_report(&self, req: &RequestInfo<'_>, body: &Bytes) -> (Verdict, Inspection) {
-        self.inspect_report_as(req, body, None)
+        self.inspect_inner(req, body, None)
     }
 
-    /// [`Engine::inspect_report`] for a request of an authenticated proxy `user`: the
-    /// scope of its placeholders (without a user: the client's address).
-    pub fn inspect_report_as(
+    /// [`Engine::inspect_report`] for a caller that restores the response with
+    /// [`Inspection::restore`] (the proxy): findings in the conversation sent to an LLM
+    /// API are pseudonymized, with placeholders scoped to the authenticated proxy `user`
+    /// (without one: to the client's address).
+    pub fn inspect_for_llm(
         &self,
         req: &RequestInfo<'_>,
         body: &Bytes,
         user: Option<&str>,
     ) -> (Verdict, Inspection) {
-        let issuer = self.issuer(req, user);
+        self.inspect_inner(req, body, self.issuer(req, user))
+    }
+
+    fn inspect_inner(
+        &self,
+        req: &RequestInfo<'_>,
+        body: &Bytes,
+        issuer: Option<Issuer>,
+    ) -> (Verdict, Inspection) {
         let mut segs = extract::request_segments(req.uri, req.headers);
         let decoded = extract::decode_body(req.headers, body, self.max_inspect_bytes);
         let content_type = req

@@ -91,7 +91,7 @@ fn conversation_to_an_llm_api_is_pseudonymized_and_restores() {
     let pseudo = Arc::new(Pseudonymizer::ephemeral());
     let e = engine_with("", &pseudo);
     let req = Req::post("https://api.openai.com/v1/chat/completions");
-    let (v, report) = e.inspect_report(&req.info(), &chat_body());
+    let (v, report) = e.inspect_for_llm(&req.info(), &chat_body(), None);
     assert_eq!(report.decision, Decision::Pseudonymize);
     assert!(report
         .findings
@@ -141,19 +141,30 @@ fn conversation_to_an_llm_api_is_pseudonymized_and_restores() {
 }
 
 #[test]
+fn only_a_restoring_caller_pseudonymizes() {
+    // ICAP REQMOD and the host check cannot restore an answer: today's actions there.
+    let pseudo = Arc::new(Pseudonymizer::ephemeral());
+    let e = engine_with("", &pseudo);
+    let req = Req::post("https://api.openai.com/v1/chat/completions");
+    let (_, report) = e.inspect_report(&req.info(), &chat_body());
+    assert_eq!(report.decision, Decision::Block);
+    assert!(report.restore.is_none());
+}
+
+#[test]
 fn elsewhere_block_and_redact_stay() {
     let pseudo = Arc::new(Pseudonymizer::ephemeral());
     let e = engine_with("", &pseudo);
     // Not an LLM host.
     let req = Req::post("https://api.example.com/v1/chat/completions");
-    let (v, report) = e.inspect_report(&req.info(), &chat_body());
+    let (v, report) = e.inspect_for_llm(&req.info(), &chat_body(), None);
     assert_eq!(report.decision, Decision::Block);
     assert!(matches!(v, Verdict::Respond(_)));
     assert!(report.restore.is_none());
     // An LLM host, but not a generation API path.
     let req = Req::post("https://api.openai.com/v1/files");
     let body = Bytes::from(json!({"note": format!("call {PHONE}")}).to_string());
-    let (v, report) = e.inspect_report(&req.info(), &body);
+    let (v, report) = e.inspect_for_llm(&req.info(), &body, None);
     assert_eq!(report.decision, Decision::Redact);
     assert!(rewritten(v)["note"]
         .as_str()
@@ -163,7 +174,9 @@ fn elsewhere_block_and_redact_stay() {
     let off = engine_with("[pseudonymize]\nenabled = false\n", &pseudo);
     let req = Req::post("https://api.openai.com/v1/chat/completions");
     assert_eq!(
-        off.inspect_report(&req.info(), &chat_body()).1.decision,
+        off.inspect_for_llm(&req.info(), &chat_body(), None)
+            .1
+            .decision,
         Decision::Block
     );
     // Excluded host.
@@ -172,7 +185,9 @@ fn elsewhere_block_and_redact_stay() {
         &pseudo,
     );
     assert_eq!(
-        ex.inspect_report(&req.info(), &chat_body()).1.decision,
+        ex.inspect_for_llm(&req.info(), &chat_body(), None)
+            .1
+            .decision,
         Decision::Block
     );
 }
@@ -187,7 +202,7 @@ fn per_rule_llm_action_and_configured_hosts() {
     let mut req = Req::post("https://llm.corp.example/v1/chat/completions");
     // OpenAI's key is not at home at a gateway (bind it with home_hosts for that).
     req.headers.remove("authorization");
-    let (_, report) = e.inspect_report(&req.info(), &chat_body());
+    let (_, report) = e.inspect_for_llm(&req.info(), &chat_body(), None);
     assert_eq!(report.decision, Decision::Block);
     let blocked: Vec<&str> = report
         .findings
@@ -199,7 +214,7 @@ fn per_rule_llm_action_and_configured_hosts() {
     let body = Bytes::from(
         json!({"messages": [{"role": "user", "content": format!("call {PHONE}")}]}).to_string(),
     );
-    let (v, report) = e.inspect_report(&req.info(), &body);
+    let (v, report) = e.inspect_for_llm(&req.info(), &body, None);
     assert_eq!(report.decision, Decision::Pseudonymize);
     assert!(rewritten(v).to_string().contains("CG_PHONE_"));
 }
@@ -213,7 +228,7 @@ fn dry_run_reports_would_pseudonymize() {
     let body = Bytes::from(
         json!({"messages": [{"role": "user", "content": format!("call {PHONE}")}]}).to_string(),
     );
-    let (v, report) = e.inspect_report(&req.info(), &body);
+    let (v, report) = e.inspect_for_llm(&req.info(), &body, None);
     assert!(matches!(
         v,
         Verdict::Pass {
@@ -236,7 +251,7 @@ fn placeholders_sent_back_are_not_flagged_again() {
         json!({"messages": [{"role": "user", "content": "my password = hunter2isSecret!"}]})
             .to_string(),
     );
-    let (v, report) = e.inspect_report(&req.info(), &body);
+    let (v, report) = e.inspect_for_llm(&req.info(), &body, None);
     assert_eq!(
         report.decision,
         Decision::Pseudonymize,
@@ -250,7 +265,7 @@ fn placeholders_sent_back_are_not_flagged_again() {
     assert!(sent.contains("CG_PASSWORD_"), "{sent}");
     // The agent's next turn carries the placeholder (e.g. it was never restored).
     let body = Bytes::from(json!({"messages": [{"role": "user", "content": sent}]}).to_string());
-    let (v, report) = e.inspect_report(&req.info(), &body);
+    let (v, report) = e.inspect_for_llm(&req.info(), &body, None);
     assert!(
         matches!(v, Verdict::Pass { would: None }),
         "{:?}",
@@ -268,7 +283,7 @@ fn placeholders_sent_back_are_not_flagged_again() {
     let body = Bytes::from(
         json!({"messages": [{"role": "user", "content": format!("{sent} {AWS}")}]}).to_string(),
     );
-    let (_, report) = e.inspect_report(&req.info(), &body);
+    let (_, report) = e.inspect_for_llm(&req.info(), &body, None);
     assert!(report
         .findings
         .iter()
@@ -284,7 +299,7 @@ fn scope_per_user_and_per_client() {
         json!({"messages": [{"role": "user", "content": format!("call {PHONE}")}]}).to_string(),
     );
     let sent = |user: Option<&str>| {
-        let (v, report) = e.inspect_report_as(&req.info(), &body, user);
+        let (v, report) = e.inspect_for_llm(&req.info(), &body, user);
         (
             rewritten(v)["messages"][0]["content"]
                 .as_str()
@@ -336,7 +351,7 @@ fn openclaw_corpus_requests() {
         let body = Bytes::from(serde_json::to_vec(&rec["json"]).unwrap());
         let mut req = Req::post(&format!("https://{host}{}", rec["path"].as_str().unwrap()));
         req.headers.remove("authorization");
-        let (v, report) = e.inspect_report(&req.info(), &body);
+        let (v, report) = e.inspect_for_llm(&req.info(), &body, None);
         assert_eq!(
             report.decision,
             Decision::Pseudonymize,
