@@ -101,6 +101,8 @@ pub struct ProxyState {
     /// Swappable to `None` at shutdown so the writer thread sees its last sender go.
     audit: ArcSwapOption<AuditLog>,
     audit_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Recent decisions for the operator console (with an admin listener).
+    pub recent: Option<crate::admin::console::Recent>,
     fingerprinter: Fingerprinter,
     ready: AtomicBool,
     /// One reload at a time (a second waits; it then reads the newest file).
@@ -133,6 +135,7 @@ impl ProxyState {
         let resolver = resolve::PinnedResolver { pins: pins.clone() };
         let client = upstream::client(&cfg, roots.clone(), true, resolver.clone());
         let ws_client = upstream::client(&cfg, roots, false, resolver);
+        let recent = cfg.admin.map(|_| crate::admin::console::Recent::default());
         let live = Live::build(cfg, &fingerprinter)?;
         Ok(Arc::new(ProxyState {
             live: ArcSwap::from_pointee(live),
@@ -144,6 +147,7 @@ impl ProxyState {
             metrics: Arc::new(Metrics::default()),
             audit: ArcSwapOption::new(audit),
             audit_thread: Mutex::new(audit_thread),
+            recent,
             fingerprinter,
             ready: AtomicBool::new(false),
             reloading: tokio::sync::Mutex::new(()),
@@ -169,11 +173,15 @@ impl ProxyState {
         self.ready.store(true, Ordering::Relaxed);
     }
 
+    /// Whether decision records are wanted (audit log, or the console's recent list).
     pub(crate) fn audit_enabled(&self) -> bool {
-        self.audit.load().is_some()
+        self.audit.load().is_some() || self.recent.is_some()
     }
 
     pub(crate) fn audit(&self, event: AuditEvent) {
+        if let Some(r) = &self.recent {
+            r.record(&event);
+        }
         if let Some(log) = &*self.audit.load() {
             // A bounded channel to the writer thread; no file I/O on the data path. When
             // the writer falls behind, wait on a blocking thread (backpressure without
