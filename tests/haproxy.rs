@@ -7,7 +7,6 @@
 mod common;
 
 use common::{curl, require_peer, Origin, Proxy};
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
