@@ -80,6 +80,8 @@ pub struct ProxyState {
     /// Swappable to `None` at shutdown so the writer thread sees its last sender go.
     audit: ArcSwapOption<AuditLog>,
     audit_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Recent decisions for the operator console (with an admin listener).
+    pub recent: Option<crate::admin::console::Recent>,
     fingerprinter: Fingerprinter,
     /// The pseudonym key and vault (`[pseudonymize]`), created at start when enabled:
     /// a reload keeps them (the vault must survive it).
@@ -136,6 +138,7 @@ impl ProxyState {
         } else {
             None
         };
+        let recent = cfg.admin.map(|_| crate::admin::console::Recent::default());
         let live = Live::build(cfg, &fingerprinter, pseudonymizer.as_ref())?;
         Ok(Arc::new(ProxyState {
             live: ArcSwap::from_pointee(live),
@@ -147,6 +150,7 @@ impl ProxyState {
             metrics: Arc::new(Metrics::default()),
             audit: ArcSwapOption::new(audit),
             audit_thread: Mutex::new(audit_thread),
+            recent,
             fingerprinter,
             pseudonymizer,
             ready: AtomicBool::new(false),
@@ -191,11 +195,15 @@ impl ProxyState {
         self.ready.store(true, Ordering::Relaxed);
     }
 
+    /// Whether decision records are wanted (audit log, or the console's recent list).
     pub fn audit_enabled(&self) -> bool {
-        self.audit.load().is_some()
+        self.audit.load().is_some() || self.recent.is_some()
     }
 
     pub fn audit(&self, event: AuditEvent) {
+        if let Some(r) = &self.recent {
+            r.record(&event);
+        }
         if let Some(log) = &*self.audit.load() {
             // A bounded channel to the writer thread; no file I/O on the data path. When
             // the writer falls behind, wait on a blocking thread (backpressure without
