@@ -4,12 +4,14 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use clawguard::detect::rules::{self, RulePack};
 use clawguard::detect::scan::Scanner;
-use clawguard::report::{self, Format, Input};
+use clawguard::file_scan::{self, Input, WalkOptions};
+use clawguard::report::{self, Format};
 use is_terminal::IsTerminal;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clawguard::ca_trust;
 use clawguard::config::{Config, ConfigSource, LogFormat, Mode, Overrides};
 
 #[derive(Parser)]
@@ -103,6 +105,16 @@ struct ScanArgs {
     /// Print the input with every finding replaced by [REDACTED:<rule-id>].
     #[arg(long)]
     redact: bool,
+    /// Also scan what .gitignore, .ignore and .git/info/exclude list.
+    #[arg(long)]
+    no_ignore: bool,
+    /// Also scan version-control directories (.git/, .hg/, .svn/). Other dotfiles
+    /// (.env, .npmrc, …) are always scanned.
+    #[arg(long)]
+    hidden: bool,
+    /// No summary line and no progress bar on standard error.
+    #[arg(long, short)]
+    quiet: bool,
     /// Files or directories to scan; `-` (or nothing) reads standard input.
     paths: Vec<PathBuf>,
 }
@@ -229,7 +241,8 @@ enum CaCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Print the path of the CA certificate clients must trust.
+    /// Print the path of the CA certificate clients must trust (exit 2 when there is no
+    /// CA yet).
     Path {
         #[arg(long, value_name = "DIR")]
         ca_dir: Option<PathBuf>,
@@ -377,10 +390,7 @@ fn cmd_ca(cmd: CaCommand) -> anyhow::Result<()> {
             println!("{}", ca.path().display());
         }
         CaCommand::Path { ca_dir: d } => {
-            println!(
-                "{}",
-                clawguard::tls::CertificateAuthority::cert_path(&ca_dir(d)).display()
-            );
+            println!("{}", ca_trust::ca_cert_path(&ca_dir(d))?.display());
         }
     }
     Ok(())
@@ -462,14 +472,24 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
             })
             .collect()
     };
-    let (files, mut results, stdin) = report::expand(&inputs);
-    if stdin {
-        results.push(report::scan_one(&scanner, "-", std::io::stdin().lock()));
-    }
-    results.extend(report::scan_files(&scanner, &files));
+    let walk = WalkOptions {
+        no_ignore: args.no_ignore,
+        hidden: args.hidden,
+    };
+    let interactive = !args.quiet && std::io::stderr().is_terminal();
+    let outcome = file_scan::scan(
+        &scanner,
+        &inputs,
+        walk,
+        std::io::stdin().lock(),
+        interactive,
+    );
     let color = args.format == Format::Text && std::io::stdout().is_terminal();
-    let (found, errors) = report::print(&scanner, &results, args.format, color, &mut out)?;
+    let (found, errors) = report::print(&scanner, &outcome.results, args.format, color, &mut out)?;
     out.flush()?;
+    if !args.quiet {
+        eprintln!("{}", outcome.summary());
+    }
     Ok(ExitCode::from(if errors > 0 {
         2
     } else if found > 0 {
