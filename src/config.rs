@@ -84,6 +84,18 @@ pub struct Config {
     /// Rotate the audit log when it grows past this many bytes (0 = never).
     #[serde(default)]
     pub audit_rotate_bytes: u64,
+    /// Ed25519 key (hex seed file) signing audit checkpoints (`clawguard audit keygen`).
+    #[serde(default)]
+    pub audit_signing_key: Option<PathBuf>,
+    /// Event records between signed checkpoints (also at rotation and shutdown).
+    #[serde(default = "default_checkpoint_every")]
+    pub audit_checkpoint_every: u64,
+    /// A copy of every checkpoint line, ideally on other storage.
+    #[serde(default)]
+    pub audit_checkpoint_file: Option<PathBuf>,
+    /// Forward every audit line to a syslog collector (RFC 5424 over TCP or TLS).
+    #[serde(default)]
+    pub audit_syslog: Option<crate::audit::syslog::SyslogConfig>,
     /// Admin listener for /metrics, /healthz, /readyz, /reload (off when unset).
     #[serde(default)]
     pub admin: Option<SocketAddr>,
@@ -106,6 +118,10 @@ pub struct Config {
     /// `clawguard icap`: the ICAP service's listener and limits.
     #[serde(default)]
     pub icap: crate::icap::IcapConfig,
+}
+
+fn default_checkpoint_every() -> u64 {
+    1000
 }
 
 /// Command-line values that override the file. Kept as a value (not applied once and
@@ -299,6 +315,16 @@ impl Config {
             crate::auth::check_hash(name, hash).map_err(|e| invalid(e.to_string()))?;
         }
         self.icap.validate().map_err(invalid)?;
+        if let Some(s) = &self.audit_syslog {
+            s.validate().map_err(invalid)?;
+        }
+        if (self.audit_signing_key.is_some() || self.audit_syslog.is_some())
+            && self.audit_log.is_none()
+        {
+            return Err(invalid(
+                "audit_signing_key and [audit_syslog] need audit_log".into(),
+            ));
+        }
         if let Some(a) = self.admin {
             if !a.ip().is_loopback()
                 && self.admin_token_file.is_none()

@@ -123,13 +123,8 @@ impl ProxyState {
         };
         let (audit, audit_thread) = match &cfg.audit_log {
             Some(path) => {
-                let key = cfg
-                    .audit_key
-                    .as_ref()
-                    .map(|k| crate::audit::read_key(&crate::config::expand_home(k)))
-                    .transpose()?;
-                let rotate = (cfg.audit_rotate_bytes > 0).then_some(cfg.audit_rotate_bytes);
-                let (log, handle) = AuditLog::open(&crate::config::expand_home(path), key, rotate)?;
+                let opts = crate::audit::AuditOptions::from_config(&cfg)?;
+                let (log, handle) = AuditLog::open_with(&crate::config::expand_home(path), opts)?;
                 (Some(Arc::new(log)), Some(handle))
             }
             None => (None, None),
