@@ -318,7 +318,11 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<()> {
     );
     init_logging(cfg.log_format);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(clawguard::proxy::run(cfg, source))?;
+    let r = rt.block_on(clawguard::proxy::run(cfg, source));
+    // The proxy drained with its own deadline; do not wait again for blocking work
+    // (an Argon2 check, an audit write) still running.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    r?;
     Ok(())
 }
 
