@@ -70,6 +70,8 @@ pub struct ProxyState {
     /// Swappable to `None` at shutdown so the writer thread sees its last sender go.
     audit: ArcSwapOption<AuditLog>,
     audit_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Recent decisions for the operator console (with an admin listener).
+    pub recent: Option<crate::admin::console::Recent>,
     fingerprinter: Fingerprinter,
     ready: AtomicBool,
     /// One reload at a time (a second waits; it then reads the newest file).
@@ -120,6 +122,7 @@ impl ProxyState {
             metrics.clone(),
         );
         let inspect_pool = super::inspect::InspectPool::new(cfg.inspect_threads);
+        let recent = cfg.admin.map(|_| crate::admin::console::Recent::default());
         let live = Live::build(cfg, &fingerprinter)?;
         Ok(Arc::new(ProxyState {
             live: ArcSwap::from_pointee(live),
@@ -131,6 +134,7 @@ impl ProxyState {
             metrics,
             audit: ArcSwapOption::new(audit),
             audit_thread: Mutex::new(audit_thread),
+            recent,
             fingerprinter,
             ready: AtomicBool::new(false),
             reloading: tokio::sync::Mutex::new(()),
@@ -174,11 +178,15 @@ impl ProxyState {
         self.ready.store(true, Ordering::Relaxed);
     }
 
+    /// Whether decision records are wanted (audit log, or the console's recent list).
     pub fn audit_enabled(&self) -> bool {
-        self.audit.load().is_some()
+        self.audit.load().is_some() || self.recent.is_some()
     }
 
     pub fn audit(&self, event: AuditEvent) {
+        if let Some(r) = &self.recent {
+            r.record(&event);
+        }
         if let Some(log) = &*self.audit.load() {
             // A bounded channel to the writer thread; no file I/O on the data path. When
             // the writer falls behind, wait on a blocking thread (backpressure without
