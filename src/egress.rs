@@ -212,6 +212,60 @@ pub fn parse_ip_host(host: &str) -> Option<IpAddr> {
     Some(IpAddr::V4(Ipv4Addr::from(v as u32)))
 }
 
+/// Whether connecting to `dest` reaches one of `own` (the addresses this process listens
+/// on). A wildcard listener (`0.0.0.0`, `::`) is reached through every local address.
+pub fn is_own_listener(dest: &SocketAddr, own: &[SocketAddr]) -> bool {
+    let ip = canonical(dest.ip());
+    let mut local = None;
+    own.iter().any(|l| {
+        if l.port() != dest.port() {
+            return false;
+        }
+        let lip = canonical(l.ip());
+        // Connecting to the unspecified address reaches the local host.
+        if lip == ip || ip.is_unspecified() {
+            return true;
+        }
+        if lip.is_unspecified() {
+            return ip.is_loopback()
+                || *local.get_or_insert_with(|| local_addresses().contains(&ip));
+        }
+        false
+    })
+}
+
+/// The addresses of this host's interfaces (getifaddrs(3)).
+fn local_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we walk read-only and free once.
+    unsafe {
+        if libc::getifaddrs(&mut head) != 0 {
+            return out;
+        }
+        let mut cur = head;
+        while !cur.is_null() {
+            let addr = (*cur).ifa_addr;
+            if !addr.is_null() {
+                match (*addr).sa_family as i32 {
+                    libc::AF_INET => {
+                        let a = &*(addr as *const libc::sockaddr_in);
+                        out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))));
+                    }
+                    libc::AF_INET6 => {
+                        let a = &*(addr as *const libc::sockaddr_in6);
+                        out.push(canonical(IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr))));
+                    }
+                    _ => {}
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+        libc::freeifaddrs(head);
+    }
+    out
+}
+
 impl EgressConfig {
     /// Decide for `host:port` given its resolved addresses.
     pub fn check(&self, host: &str, port: u16, addrs: &[SocketAddr]) -> Result<Allowed, Denied> {
@@ -436,6 +490,19 @@ findings = "block"
         assert!(!host_matches("*.example.com", "example.com"));
         assert!(!host_matches("*.example.com", "evilexample.com"));
         assert!(host_matches("example.com", "Example.COM"));
+    }
+
+    #[test]
+    fn own_listeners() {
+        let own = [sa("127.0.0.1:8383"), sa("0.0.0.0:9383")];
+        assert!(is_own_listener(&sa("127.0.0.1:8383"), &own));
+        assert!(is_own_listener(&sa("[::ffff:127.0.0.1]:8383"), &own));
+        assert!(is_own_listener(&sa("0.0.0.0:8383"), &own));
+        assert!(!is_own_listener(&sa("127.0.0.2:8383"), &own));
+        assert!(!is_own_listener(&sa("127.0.0.1:8384"), &own));
+        assert!(is_own_listener(&sa("127.0.0.9:9383"), &own));
+        assert!(is_own_listener(&sa("[::1]:9383"), &own));
+        assert!(!is_own_listener(&sa("93.184.216.34:9383"), &own));
     }
 
     #[tokio::test]

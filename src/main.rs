@@ -91,6 +91,19 @@ enum AuditCommand {
         /// HMAC key file the log was written with.
         #[arg(long)]
         key: Option<PathBuf>,
+        /// Ed25519 public key file (hex): every checkpoint must carry its signature.
+        #[arg(long)]
+        pubkey: Option<PathBuf>,
+        /// Checkpoints held elsewhere (the `audit_checkpoint_file` copy, or the syslog
+        /// collector's file): the log must reach the newest one, with the same hash.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Create an Ed25519 checkpoint signing key (FILE, 0600) and its public key
+    /// (FILE.pub) for `audit_signing_key` and `audit verify --pubkey`.
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 
@@ -323,7 +336,11 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<()> {
     );
     init_logging(cfg.log_format);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(clawguard::proxy::run(cfg, source))?;
+    let r = rt.block_on(clawguard::proxy::run(cfg, source));
+    // The proxy drained with its own deadline; do not wait again for blocking work
+    // (an Argon2 check, an audit write) still running.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    r?;
     Ok(())
 }
 
@@ -488,7 +505,18 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::List { rules }) => cmd_rules_list(rules),
         Command::Rules(RulesCommand::Test { rules }) => cmd_rules_test(rules),
         Command::User(UserCommand::Add { name }) => cmd_user_add(&name),
-        Command::Audit(AuditCommand::Verify { file, key }) => cmd_audit_verify(file, key),
+        Command::Audit(AuditCommand::Verify {
+            file,
+            key,
+            pubkey,
+            checkpoint,
+        }) => cmd_audit_verify(file, key, pubkey, checkpoint),
+        Command::Audit(AuditCommand::Keygen { out }) => clawguard::audit::checkpoint::keygen(&out)
+            .map(|public| {
+                println!("{public}");
+                ExitCode::SUCCESS
+            })
+            .map_err(anyhow::Error::from),
         Command::Reload { admin, token_file } => cmd_reload(admin, token_file),
     };
     match result {
@@ -612,14 +640,50 @@ fn cmd_rules_test(dir: Option<PathBuf>) -> Result<ExitCode> {
     })
 }
 
-fn cmd_audit_verify(file: PathBuf, key: Option<PathBuf>) -> Result<ExitCode> {
+fn cmd_audit_verify(
+    file: PathBuf,
+    key: Option<PathBuf>,
+    pubkey: Option<PathBuf>,
+    checkpoint: Option<PathBuf>,
+) -> Result<ExitCode> {
+    use clawguard::audit::checkpoint::{self, Checkpoint};
     let key = key.map(|k| clawguard::audit::read_key(&k)).transpose()?;
-    match clawguard::audit::verify(&file, key.as_deref()) {
+    let pubkey = pubkey.map(|p| checkpoint::read_public(&p)).transpose()?;
+    let external: Option<Checkpoint> = match &checkpoint {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
+            let newest = text
+                .lines()
+                .filter_map(Checkpoint::from_line)
+                .max_by_key(|c| c.covers);
+            Some(newest.with_context(|| format!("{}: no checkpoint line", p.display()))?)
+        }
+    };
+    let opts = clawguard::audit::VerifyOptions {
+        key: key.as_deref(),
+        pubkey: pubkey.as_ref(),
+        external: external.as_ref(),
+    };
+    match clawguard::audit::verify_with(&file, &opts) {
         Ok(v) => {
             println!(
                 "audit verify: OK: {} record(s) in {} file(s), last hash {}",
                 v.records, v.files, v.last_hash
             );
+            if pubkey.is_some() {
+                println!(
+                    "signed checkpoints: {} (last covers record {}), {} record(s) after it{}",
+                    v.checkpoints,
+                    v.last_checkpoint.map_or("-".into(), |c| c.to_string()),
+                    v.unsigned_tail,
+                    if v.external_checked {
+                        "; external checkpoint matched"
+                    } else {
+                        ""
+                    }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

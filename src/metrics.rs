@@ -148,6 +148,13 @@ pub struct Metrics {
     pub findings: CounterVec,
     /// kind (connect, timeout, tls, protocol)
     pub upstream_errors: CounterVec,
+    /// class (egress, busy, body-timeout, upstream-tls, …): requests the proxy answered
+    /// itself instead of the origin, by reason.
+    pub refusals: CounterVec,
+    /// Client connections refused at `max_connections`.
+    pub connections_refused: AtomicU64,
+    /// Failed `accept` calls (EMFILE and friends).
+    pub accept_errors: AtomicU64,
     pub bytes_inspected: AtomicU64,
     pub inspect_latency: Histogram,
     pub request_latency: Histogram,
@@ -175,6 +182,30 @@ impl Metrics {
             "Failures talking to origin servers.",
             &["kind"],
         );
+        self.refusals.render(
+            &mut out,
+            "clawguard_refusals_total",
+            "Requests the proxy answered itself (not the origin), by reason class.",
+            &["class"],
+        );
+        for (name, help, v) in [
+            (
+                "clawguard_connections_refused_total",
+                "Client connections refused because max_connections were open.",
+                &self.connections_refused,
+            ),
+            (
+                "clawguard_accept_errors_total",
+                "Failed accepts on the proxy listener (e.g. out of file descriptors).",
+                &self.accept_errors,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP clawguard_inspected_bytes_total Request bytes inspected (after decoding).\n\

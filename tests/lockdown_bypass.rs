@@ -114,8 +114,19 @@ async fn tcp_counter(bind: &str) -> (SocketAddr, Hits) {
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
             h.hit();
-            use tokio::io::AsyncWriteExt;
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            // Read the request head first: closing with unread bytes sends a RST, which
+            // can reach the proxy before it has read the answer (a flaky 502).
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
             let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\nhost\n").await;
+            let _ = s.shutdown().await;
         }
     });
     (addr, hits)

@@ -531,12 +531,15 @@ pub fn closed_port() -> u16 {
 
 /// `true` if `program --version` runs.
 pub fn have(program: &str) -> bool {
-    std::process::Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    // `ip --version` exits 255 (iproute2 only knows `-V`): accept either spelling.
+    ["--version", "-V"].iter().any(|flag| {
+        std::process::Command::new(program)
+            .arg(flag)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
 }
 
 pub fn cert_der(pem: &Path) -> CertificateDer<'static> {
