@@ -70,6 +70,8 @@ pub struct ProxyState {
     /// Swappable to `None` at shutdown so the writer thread sees its last sender go.
     audit: ArcSwapOption<AuditLog>,
     audit_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Recent decisions for the operator console (with an admin listener).
+    pub recent: Option<crate::admin::console::Recent>,
     fingerprinter: Fingerprinter,
     ready: AtomicBool,
     /// One reload at a time (a second waits; it then reads the newest file).
@@ -115,6 +117,7 @@ impl ProxyState {
         ));
         let budget = super::body::BodyBudget::new(cfg.body_budget_bytes, cfg.max_buffered_bodies);
         let inspect_pool = super::inspect::InspectPool::new(cfg.inspect_threads);
+        let recent = cfg.admin.map(|_| crate::admin::console::Recent::default());
         let live = Live::build(cfg, &fingerprinter)?;
         Ok(Arc::new(ProxyState {
             live: ArcSwap::from_pointee(live),
@@ -126,6 +129,7 @@ impl ProxyState {
             metrics: Arc::new(Metrics::default()),
             audit: ArcSwapOption::new(audit),
             audit_thread: Mutex::new(audit_thread),
+            recent,
             fingerprinter,
             ready: AtomicBool::new(false),
             reloading: tokio::sync::Mutex::new(()),
@@ -169,11 +173,15 @@ impl ProxyState {
         self.ready.store(true, Ordering::Relaxed);
     }
 
+    /// Whether decision records are wanted (audit log, or the console's recent list).
     pub fn audit_enabled(&self) -> bool {
-        self.audit.load().is_some()
+        self.audit.load().is_some() || self.recent.is_some()
     }
 
     pub fn audit(&self, event: AuditEvent) {
+        if let Some(r) = &self.recent {
+            r.record(&event);
+        }
         if let Some(log) = &*self.audit.load() {
             // A bounded channel to the writer thread; no file I/O on the data path. When
             // the writer falls behind, wait on a blocking thread (backpressure without
