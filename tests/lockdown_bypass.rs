@@ -14,6 +14,10 @@
 //! built with gcc. Everything stays on loopback; the case that tries other addresses
 //! runs inside its own network namespace. Under `CI=true` a missing tool or kernel
 //! feature fails the test.
+//!
+//! `CLAWGUARD_BYPASS_BIN=<another clawguard>` runs the suite against another build (for
+//! example the one before issue 13: its `unix_socket_relay` and
+//! `nsenter_into_a_host_namespace` cases fail).
 
 mod common;
 
@@ -178,7 +182,9 @@ fn nobody_can_run(path: &Path) -> bool {
 fn tools() -> &'static Tools {
     static T: OnceLock<Tools> = OnceLock::new();
     T.get_or_init(|| {
-        let built = PathBuf::from(env!("CARGO_BIN_EXE_clawguard"));
+        let built = std::env::var_os("CLAWGUARD_BYPASS_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_clawguard")));
         // A per-build cache outside the (possibly private) checkout, reused across runs.
         let cache = std::env::temp_dir().join(format!(
             "clawguard-bypass-{}",
