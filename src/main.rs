@@ -4,12 +4,14 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use clawguard::detect::rules::{self, RulePack};
 use clawguard::detect::scan::Scanner;
-use clawguard::report::{self, Format, Input};
+use clawguard::file_scan::{self, Input, WalkOptions};
+use clawguard::report::{self, Format};
 use is_terminal::IsTerminal;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clawguard::ca_trust;
 use clawguard::config::{Config, ConfigSource, LogFormat, Mode, Overrides};
 
 #[derive(Parser)]
@@ -89,6 +91,19 @@ enum AuditCommand {
         /// HMAC key file the log was written with.
         #[arg(long)]
         key: Option<PathBuf>,
+        /// Ed25519 public key file (hex): every checkpoint must carry its signature.
+        #[arg(long)]
+        pubkey: Option<PathBuf>,
+        /// Checkpoints held elsewhere (the `audit_checkpoint_file` copy, or the syslog
+        /// collector's file): the log must reach the newest one, with the same hash.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Create an Ed25519 checkpoint signing key (FILE, 0600) and its public key
+    /// (FILE.pub) for `audit_signing_key` and `audit verify --pubkey`.
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 
@@ -103,6 +118,16 @@ struct ScanArgs {
     /// Print the input with every finding replaced by [REDACTED:<rule-id>].
     #[arg(long)]
     redact: bool,
+    /// Also scan what .gitignore, .ignore and .git/info/exclude list.
+    #[arg(long)]
+    no_ignore: bool,
+    /// Also scan version-control directories (.git/, .hg/, .svn/). Other dotfiles
+    /// (.env, .npmrc, …) are always scanned.
+    #[arg(long)]
+    hidden: bool,
+    /// No summary line and no progress bar on standard error.
+    #[arg(long, short)]
+    quiet: bool,
     /// Files or directories to scan; `-` (or nothing) reads standard input.
     paths: Vec<PathBuf>,
 }
@@ -229,8 +254,27 @@ enum CaCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Print the path of the CA certificate clients must trust.
+    /// Print the path of the CA certificate clients must trust (exit 2 when there is no
+    /// CA yet).
     Path {
+        #[arg(long, value_name = "DIR")]
+        ca_dir: Option<PathBuf>,
+    },
+    /// Install the CA into the system trust store (update-ca-certificates, update-ca-trust
+    /// or p11-kit's trust; needs root), creating it first if there is none, and print the
+    /// variables for clients that keep their own roots.
+    Trust {
+        #[arg(long, value_name = "DIR")]
+        ca_dir: Option<PathBuf>,
+    },
+    /// Remove the CA from the system trust store.
+    Untrust {
+        #[arg(long, value_name = "DIR")]
+        ca_dir: Option<PathBuf>,
+    },
+    /// Print `export` lines that make Node, Python, curl and git trust the CA without
+    /// touching the system store: `eval "$(clawguard ca env)"`.
+    Env {
         #[arg(long, value_name = "DIR")]
         ca_dir: Option<PathBuf>,
     },
@@ -292,7 +336,11 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<()> {
     );
     init_logging(cfg.log_format);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(clawguard::proxy::run(cfg, source))?;
+    let r = rt.block_on(clawguard::proxy::run(cfg, source));
+    // The proxy drained with its own deadline; do not wait again for blocking work
+    // (an Argon2 check, an audit write) still running.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    r?;
     Ok(())
 }
 
@@ -377,12 +425,57 @@ fn cmd_ca(cmd: CaCommand) -> anyhow::Result<()> {
             println!("{}", ca.path().display());
         }
         CaCommand::Path { ca_dir: d } => {
-            println!(
-                "{}",
-                clawguard::tls::CertificateAuthority::cert_path(&ca_dir(d)).display()
+            println!("{}", ca_trust::ca_cert_path(&ca_dir(d))?.display());
+        }
+        CaCommand::Trust { ca_dir: d } => {
+            let t = ca_trust::trust(&ca_dir(d))?;
+            if t.created_ca {
+                eprintln!("clawguard: created a CA: {}", t.ca_cert.display());
+            }
+            eprintln!(
+                "clawguard: the system trust store now holds {} ({}; bundle {}): curl, wget, \
+                 git and other OpenSSL/GnuTLS clients trust ClawGuard. `clawguard ca untrust` \
+                 removes it.",
+                t.anchor.display(),
+                t.store.tool(),
+                t.store.bundle.display()
+            );
+            print_client_env(&t.ca_cert, "Clients with their own roots need these")?;
+        }
+        CaCommand::Untrust { ca_dir: d } => {
+            let u = ca_trust::untrust(&ca_dir(d))?;
+            if u.was_trusted {
+                eprintln!(
+                    "clawguard: removed {} from the system trust store ({})",
+                    u.anchor.display(),
+                    u.store.tool()
+                );
+            } else {
+                eprintln!("clawguard: the system trust store did not hold this CA; nothing to do");
+            }
+            eprintln!(
+                "clawguard: unset NODE_EXTRA_CA_CERTS SSL_CERT_FILE REQUESTS_CA_BUNDLE \
+                 CURL_CA_BUNDLE GIT_SSL_CAINFO where you exported them"
             );
         }
+        CaCommand::Env { ca_dir: d } => {
+            let cert = ca_trust::ca_cert_path(&ca_dir(d))?;
+            print_client_env(&cert, "Without the system store, clients need these")?;
+        }
     }
+    Ok(())
+}
+
+/// The per-client variables on stdout (`eval`-able), what they are on stderr.
+fn print_client_env(ca_cert: &std::path::Path, lead: &str) -> Result<()> {
+    let bundle = ca_trust::client_bundle(ca_cert)?;
+    eprintln!(
+        "clawguard: {lead} (NODE_EXTRA_CA_CERTS adds the CA to Node's roots; the others \
+         name {}, the bundle `clawguard exec` writes: system roots plus the CA). \
+         `eval \"$(clawguard ca env)\"` sets them in this shell:",
+        bundle.display()
+    );
+    print!("{}", ca_trust::export_lines(ca_cert, &bundle));
     Ok(())
 }
 
@@ -412,7 +505,18 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::List { rules }) => cmd_rules_list(rules),
         Command::Rules(RulesCommand::Test { rules }) => cmd_rules_test(rules),
         Command::User(UserCommand::Add { name }) => cmd_user_add(&name),
-        Command::Audit(AuditCommand::Verify { file, key }) => cmd_audit_verify(file, key),
+        Command::Audit(AuditCommand::Verify {
+            file,
+            key,
+            pubkey,
+            checkpoint,
+        }) => cmd_audit_verify(file, key, pubkey, checkpoint),
+        Command::Audit(AuditCommand::Keygen { out }) => clawguard::audit::checkpoint::keygen(&out)
+            .map(|public| {
+                println!("{public}");
+                ExitCode::SUCCESS
+            })
+            .map_err(anyhow::Error::from),
         Command::Reload { admin, token_file } => cmd_reload(admin, token_file),
     };
     match result {
@@ -462,14 +566,24 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
             })
             .collect()
     };
-    let (files, mut results, stdin) = report::expand(&inputs);
-    if stdin {
-        results.push(report::scan_one(&scanner, "-", std::io::stdin().lock()));
-    }
-    results.extend(report::scan_files(&scanner, &files));
+    let walk = WalkOptions {
+        no_ignore: args.no_ignore,
+        hidden: args.hidden,
+    };
+    let interactive = !args.quiet && std::io::stderr().is_terminal();
+    let outcome = file_scan::scan(
+        &scanner,
+        &inputs,
+        walk,
+        std::io::stdin().lock(),
+        interactive,
+    );
     let color = args.format == Format::Text && std::io::stdout().is_terminal();
-    let (found, errors) = report::print(&scanner, &results, args.format, color, &mut out)?;
+    let (found, errors) = report::print(&scanner, &outcome.results, args.format, color, &mut out)?;
     out.flush()?;
+    if !args.quiet {
+        eprintln!("{}", outcome.summary());
+    }
     Ok(ExitCode::from(if errors > 0 {
         2
     } else if found > 0 {
@@ -526,14 +640,50 @@ fn cmd_rules_test(dir: Option<PathBuf>) -> Result<ExitCode> {
     })
 }
 
-fn cmd_audit_verify(file: PathBuf, key: Option<PathBuf>) -> Result<ExitCode> {
+fn cmd_audit_verify(
+    file: PathBuf,
+    key: Option<PathBuf>,
+    pubkey: Option<PathBuf>,
+    checkpoint: Option<PathBuf>,
+) -> Result<ExitCode> {
+    use clawguard::audit::checkpoint::{self, Checkpoint};
     let key = key.map(|k| clawguard::audit::read_key(&k)).transpose()?;
-    match clawguard::audit::verify(&file, key.as_deref()) {
+    let pubkey = pubkey.map(|p| checkpoint::read_public(&p)).transpose()?;
+    let external: Option<Checkpoint> = match &checkpoint {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
+            let newest = text
+                .lines()
+                .filter_map(Checkpoint::from_line)
+                .max_by_key(|c| c.covers);
+            Some(newest.with_context(|| format!("{}: no checkpoint line", p.display()))?)
+        }
+    };
+    let opts = clawguard::audit::VerifyOptions {
+        key: key.as_deref(),
+        pubkey: pubkey.as_ref(),
+        external: external.as_ref(),
+    };
+    match clawguard::audit::verify_with(&file, &opts) {
         Ok(v) => {
             println!(
                 "audit verify: OK: {} record(s) in {} file(s), last hash {}",
                 v.records, v.files, v.last_hash
             );
+            if pubkey.is_some() {
+                println!(
+                    "signed checkpoints: {} (last covers record {}), {} record(s) after it{}",
+                    v.checkpoints,
+                    v.last_checkpoint.map_or("-".into(), |c| c.to_string()),
+                    v.unsigned_tail,
+                    if v.external_checked {
+                        "; external checkpoint matched"
+                    } else {
+                        ""
+                    }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

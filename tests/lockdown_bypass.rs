@@ -14,6 +14,10 @@
 //! built with gcc. Everything stays on loopback; the case that tries other addresses
 //! runs inside its own network namespace. Under `CI=true` a missing tool or kernel
 //! feature fails the test.
+//!
+//! `CLAWGUARD_BYPASS_BIN=<another clawguard>` runs the suite against another build (for
+//! example the one before issue 13: its `unix_socket_relay` and
+//! `nsenter_into_a_host_namespace` cases fail).
 
 mod common;
 
@@ -114,8 +118,19 @@ async fn tcp_counter(bind: &str) -> (SocketAddr, Hits) {
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
             h.hit();
-            use tokio::io::AsyncWriteExt;
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            // Read the request head first: closing with unread bytes sends a RST, which
+            // can reach the proxy before it has read the answer (a flaky 502).
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
             let _ = s.write_all(b"HTTP/1.0 200 OK\r\n\r\nhost\n").await;
+            let _ = s.shutdown().await;
         }
     });
     (addr, hits)
@@ -167,7 +182,9 @@ fn nobody_can_run(path: &Path) -> bool {
 fn tools() -> &'static Tools {
     static T: OnceLock<Tools> = OnceLock::new();
     T.get_or_init(|| {
-        let built = PathBuf::from(env!("CARGO_BIN_EXE_clawguard"));
+        let built = std::env::var_os("CLAWGUARD_BYPASS_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_clawguard")));
         // A per-build cache outside the (possibly private) checkout, reused across runs.
         let cache = std::env::temp_dir().join(format!(
             "clawguard-bypass-{}",
@@ -680,6 +697,28 @@ async fn unix_socket_relay(mode: Mode) {
     assert_eq!(visible_hits.get(), 2);
     assert_eq!(hidden_hits.get(), 0);
     let _ = std::fs::remove_dir_all(&run_dir);
+
+    // An allowed socket is connected with the command's credentials, never ClawGuard's:
+    // a socket only another user may use stays closed, even to a uid-0 command.
+    if is_root() {
+        let private = c.path("private.sock");
+        let private_hits = unix_relay(&private, to);
+        std::os::unix::fs::chown(&private, Some(NOBODY + 1), None).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let out = c
+            .exec(
+                &["--lockdown", "--allow-socket", "private.sock"],
+                &c.probe("unix private.sock"),
+            )
+            .await;
+        assert!(
+            out.stdout.starts_with("blocked unix private.sock EACCES"),
+            "{}{}",
+            out.stdout,
+            out.stderr
+        );
+        assert_eq!(private_hits.get(), 0);
+    }
 }
 
 /// Class: an abstract UNIX socket (no file; confined by the network namespace, and by

@@ -9,6 +9,7 @@
 //! Authentication and CSRF rules: [`auth`].
 
 pub mod auth;
+pub mod console;
 
 use crate::proxy::body::{self, ProxyBody};
 use crate::proxy::ProxyState;
@@ -71,6 +72,56 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
 }
 
 const JSON: &str = "application/json";
+
+fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+/// `+` and `%XX` decoding for one query value.
+fn percent_decode(v: &str) -> String {
+    let spaced = v.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// `POST /api/try`: the engine on the pasted text (bounded), on the blocking pool.
+async fn try_text(live: Arc<crate::proxy::Live>, req: Request<Incoming>) -> Response<ProxyBody> {
+    use http_body_util::BodyExt;
+    let destination = query_param(req.uri(), "destination").unwrap_or_default();
+    let body = http_body_util::Limited::new(req.into_body(), console::TRY_LIMIT);
+    let text_bytes = match body.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                JSON,
+                format!(
+                    r#"{{"error":"paste at most {} bytes"}}"#,
+                    console::TRY_LIMIT
+                ),
+            )
+        }
+    };
+    let r =
+        tokio::task::spawn_blocking(move || console::try_text(&live, &text_bytes, &destination))
+            .await;
+    match r {
+        Ok(res) => text(
+            StatusCode::OK,
+            JSON,
+            serde_json::to_string(&res).unwrap_or_default(),
+        ),
+        Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            JSON,
+            r#"{"error":"inspection failed"}"#.into(),
+        ),
+    }
+}
 
 fn refused(r: Refusal) -> Response<ProxyBody> {
     match r {
@@ -138,6 +189,52 @@ async fn handle(
         }
     }
     Ok(match (req.method(), path.as_str()) {
+        (&Method::GET, "/") => {
+            let mut r = text(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                console::PAGE.into(),
+            );
+            r.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                     img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+                ),
+            );
+            r
+        }
+        // Browsers ask for it; no icon, and no 404 in the console's error log.
+        (&Method::GET, "/favicon.ico") => {
+            text(StatusCode::NO_CONTENT, "image/x-icon", String::new())
+        }
+        (&Method::GET, "/console.js") => text(
+            StatusCode::OK,
+            "text/javascript; charset=utf-8",
+            console::SCRIPT.into(),
+        ),
+        (&Method::GET, "/console.css") => text(
+            StatusCode::OK,
+            "text/css; charset=utf-8",
+            console::STYLE.into(),
+        ),
+        (&Method::GET, "/api/decisions") => {
+            let after = query_param(req.uri(), "after")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let snap = state.recent.as_ref().map(|r| r.snapshot(after));
+            text(
+                StatusCode::OK,
+                JSON,
+                serde_json::to_string(&snap).unwrap_or_else(|_| "null".into()),
+            )
+        }
+        (&Method::GET, "/api/config") => text(
+            StatusCode::OK,
+            JSON,
+            console::config_summary(&live).to_string(),
+        ),
+        (&Method::POST, "/api/try") => try_text(live, req).await,
         (&Method::GET, "/metrics") => text(
             StatusCode::OK,
             "text/plain; version=0.0.4",

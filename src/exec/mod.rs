@@ -46,8 +46,8 @@ pub enum ExecError {
     NoCa(std::path::PathBuf),
     #[error("--allow-socket and --print-profile need --lockdown")]
     LockdownOnly,
-    #[error("cannot start `{command}`: {source}")]
-    Spawn { command: String, source: io::Error },
+    #[error("cannot start `{command}`: {error}")]
+    Spawn { command: String, error: io::Error },
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -144,9 +144,9 @@ pub async fn run(cfg: Config, opts: ExecOptions) -> Result<i32, ExecError> {
             }
         };
         cmd.envs(proxy_env(&url, &ca_path, &bundle, &opts.no_proxy));
-        let child = cmd.spawn().map_err(|source| ExecError::Spawn {
+        let child = cmd.spawn().map_err(|error| ExecError::Spawn {
             command: program.to_string_lossy().into_owned(),
-            source,
+            error,
         })?;
         (Some(child), listener, None)
     };
@@ -299,18 +299,20 @@ const SYSTEM_BUNDLES: &[&str] = &[
 /// *replaces* the trust store (`SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`, …): bypassed
 /// (blind-tunnelled) hosts still present their real certificates.
 pub fn trust_bundle(ca_path: &Path) -> io::Result<std::path::PathBuf> {
+    let out = ca_path.with_file_name("clawguard-bundle.pem");
+    // `SSL_CERT_FILE` may already name this bundle (exported by `clawguard ca env`):
+    // never build it from itself, or every run would append the CA once more.
     let mut pem = std::env::var_os("SSL_CERT_FILE")
         .map(std::path::PathBuf::from)
         .into_iter()
         .chain(SYSTEM_BUNDLES.iter().map(std::path::PathBuf::from))
-        .filter(|p| p != ca_path)
+        .filter(|p| p != ca_path && *p != out)
         .find_map(|p| std::fs::read(p).ok())
         .unwrap_or_default();
     if !pem.is_empty() && !pem.ends_with(b"\n") {
         pem.push(b'\n');
     }
     pem.extend_from_slice(&std::fs::read(ca_path)?);
-    let out = ca_path.with_file_name("clawguard-bundle.pem");
     let tmp = ca_path.with_file_name(format!(".clawguard-bundle.{}.tmp", std::process::id()));
     std::fs::write(&tmp, &pem)?;
     std::fs::rename(&tmp, &out)?;

@@ -98,16 +98,23 @@ def abstract(name):
 
 
 def unix_dgram(path):
-    for how in ("socket", "socketpair"):
+    # The kernel makes an AF_UNIX SOCK_RAW socket a datagram socket too.
+    for how, kind in (
+        ("socket", socket.SOCK_DGRAM),
+        ("socketpair", socket.SOCK_DGRAM),
+        ("socket", socket.SOCK_RAW),
+        ("socketpair", socket.SOCK_RAW),
+    ):
+        name = f"{how} {'SOCK_RAW' if kind == socket.SOCK_RAW else 'SOCK_DGRAM'}"
         try:
             if how == "socket":
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                s = socket.socket(socket.AF_UNIX, kind)
             else:
-                s, _ = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+                s, _ = socket.socketpair(socket.AF_UNIX, kind)
             s.sendto(b"probe", path)
-            reached(f"unix datagram ({how}) to {path}")
+            reached(f"unix datagram ({name}) to {path}")
         except OSError as e:
-            blocked(f"unix datagram ({how}) {oserror(e)}")
+            blocked(f"unix datagram ({name}) {oserror(e)}")
 
 
 def raw():

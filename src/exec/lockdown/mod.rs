@@ -83,13 +83,14 @@ pub enum LockdownError {
         error: String,
         needs: String,
     },
-    #[error("--lockdown: this kernel lacks {what}: {source}. The command was not started")]
+    // `error`, not `source`: the message already says it; a source would repeat it.
+    #[error("--lockdown: this kernel lacks {what}: {error}. The command was not started")]
     Kernel {
         what: &'static str,
-        source: io::Error,
+        error: io::Error,
     },
-    #[error("--allow-socket {path}: {source}")]
-    AllowSocket { path: PathBuf, source: io::Error },
+    #[error("--allow-socket {path}: {error}")]
+    AllowSocket { path: PathBuf, error: io::Error },
     #[error("--lockdown: refusing the measured profile: {0}. The command was not started")]
     Profile(String),
     #[error("--lockdown: the lockdown process ended during set-up: {0}")]
@@ -218,18 +219,18 @@ pub fn start(
     env: &[(String, String)],
     opts: &LockdownOptions,
 ) -> Result<Started, LockdownError> {
-    supervisor::preflight().map_err(|(what, source)| LockdownError::Kernel { what, source })?;
+    supervisor::preflight().map_err(|(what, error)| LockdownError::Kernel { what, error })?;
     let mut allowed = Vec::new();
     let mut allow_paths = Vec::new();
     for p in &opts.allow_sockets {
-        let canon = std::fs::canonicalize(p).map_err(|source| LockdownError::AllowSocket {
+        let canon = std::fs::canonicalize(p).map_err(|error| LockdownError::AllowSocket {
             path: p.clone(),
-            source,
+            error,
         })?;
-        allowed.push(supervisor::socket_identity(&canon).map_err(|source| {
+        allowed.push(supervisor::socket_identity(&canon).map_err(|error| {
             LockdownError::AllowSocket {
                 path: p.clone(),
-                source,
+                error,
             }
         })?);
         allow_paths.push(canon);

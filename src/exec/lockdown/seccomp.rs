@@ -207,22 +207,24 @@ fn deny_filters() -> Result<Vec<BpfProgram>, SeccompError> {
             libc::AF_UNIX as u64,
         )])],
     );
-    // UNIX datagram sockets: `sendto`/`sendmsg` name their destination per message,
-    // which `connect` mediation would not see.
-    let dgram = || {
-        vec![rule(vec![
-            cond(0, Len::Dword, Op::Eq, libc::AF_UNIX as u64),
-            cond(
-                1,
-                Len::Dword,
-                Op::MaskedEq(SOCK_TYPE_MASK),
-                libc::SOCK_DGRAM as u64,
-            ),
-        ])]
+    // UNIX sockets other than stream and seqpacket: datagrams name their destination
+    // per message (`sendto`/`sendmsg`), which `connect` mediation would not see. The
+    // type is allow-listed, not the datagram type deny-listed: the kernel turns an
+    // AF_UNIX SOCK_RAW socket into a datagram socket.
+    let not_stream = || {
+        (0..=SOCK_TYPE_MASK)
+            .filter(|t| *t != libc::SOCK_STREAM as u64 && *t != libc::SOCK_SEQPACKET as u64)
+            .map(|t| {
+                rule(vec![
+                    cond(0, Len::Dword, Op::Eq, libc::AF_UNIX as u64),
+                    cond(1, Len::Dword, Op::MaskedEq(SOCK_TYPE_MASK), t),
+                ])
+            })
+            .collect::<Vec<_>>()
     };
     let unix = by_errno.entry(libc::EACCES).or_default();
-    unix.insert(libc::SYS_socket, dgram());
-    unix.insert(libc::SYS_socketpair, dgram());
+    unix.insert(libc::SYS_socket, not_stream());
+    unix.insert(libc::SYS_socketpair, not_stream());
     by_errno
         .into_iter()
         .map(|(errno, rules)| compile(rules, errno))
@@ -260,10 +262,12 @@ pub fn describe() -> (Vec<DeniedGroup>, Vec<String>) {
     });
     groups.push(DeniedGroup {
         errno: "EACCES".into(),
-        why: "UNIX datagram sockets (each message names its destination)".into(),
+        why: "UNIX sockets other than stream and seqpacket (datagrams name their \
+              destination; AF_UNIX SOCK_RAW is a datagram socket)"
+            .into(),
         calls: vec![
-            "socket(AF_UNIX, SOCK_DGRAM)".into(),
-            "socketpair(AF_UNIX, SOCK_DGRAM)".into(),
+            "socket(AF_UNIX, not SOCK_STREAM/SOCK_SEQPACKET)".into(),
+            "socketpair(AF_UNIX, not SOCK_STREAM/SOCK_SEQPACKET)".into(),
         ],
     });
     let families = FAMILIES.iter().map(|(n, _)| n.to_string()).collect();
