@@ -369,15 +369,15 @@ impl Engine {
         let hits = self.scan_segments(req, &segs, issuer.is_some(), |s| {
             s.source != Source::Uri && s.redactable
         });
-        let sources = Sources {
+        let parts = Parts {
+            segs: &segs,
             names: &names,
             body: None,
             wire: None,
         };
         self.finish(
             req,
-            &segs,
-            &sources,
+            &parts,
             hits,
             Some(ExtractError::TooLarge),
             None,
@@ -464,7 +464,8 @@ impl Engine {
             clean.restore = issuer.map(Issuer::into_restorer);
             return (Verdict::Pass { would: None }, clean);
         }
-        let sources = Sources {
+        let parts = Parts {
+            segs: &segs,
             names: &names,
             body: decoded.as_deref().ok(),
             wire: Some(body),
@@ -475,7 +476,7 @@ impl Engine {
             kind,
             nested,
         };
-        self.finish(req, &segs, &sources, hits, error, Some(body_ctx), issuer)
+        self.finish(req, &parts, hits, error, Some(body_ctx), issuer)
     }
 
     /// Scan every segment and judge each finding; `redactable` says whether a segment
@@ -528,14 +529,14 @@ impl Engine {
     fn finish(
         &self,
         req: &RequestInfo<'_>,
-        segs: &[Segment<'_>],
-        sources: &Sources<'_>,
+        parts: &Parts<'_>,
         hits: Hits,
         error: Option<ExtractError>,
         body: Option<BodyCtx<'_>>,
         mut issuer: Option<Issuer>,
     ) -> (Verdict, Inspection) {
         let dry = self.mode == Mode::DryRun;
+        let segs = parts.segs;
         let items: Vec<(usize, usize)> = hits
             .kept
             .iter()
@@ -546,7 +547,7 @@ impl Engine {
                 )
             })
             .collect();
-        let json_paths = extract::json_paths_of(segs, &items, |s| sources.bytes(s));
+        let json_paths = extract::json_paths_of(segs, &items, |s| parts.bytes(s));
         let findings: Vec<Reported> = hits
             .kept
             .iter()
@@ -689,14 +690,16 @@ fn raise(outcome: Outcome, floor: Option<Action>, redactable: bool) -> Outcome {
     }
 }
 
-/// The raw buffers segments point into, for naming where a finding sits.
-struct Sources<'a> {
+/// The request's segments and the raw buffers they point into (for naming where a
+/// finding sits).
+struct Parts<'a> {
+    segs: &'a [Segment<'a>],
     names: &'a str,
     body: Option<&'a [u8]>,
     wire: Option<&'a [u8]>,
 }
 
-impl Sources<'_> {
+impl Parts<'_> {
     fn bytes(&self, source: Source) -> Option<&[u8]> {
         match source {
             Source::Body => self.body,
