@@ -466,3 +466,56 @@ fn scan_finds_every_evasion_in_files_and_names_the_layer() {
     assert!(missing.is_empty(), "{}", missing.join("\n"));
     assert!(!stdout.contains(KEY) && !stdout.contains(CARD), "{stdout}");
 }
+
+/// Bodies with nothing to find that still trip every layer's trigger (percent signs,
+/// entities, escapes, an image as base64 and as a `data:` URL, a hash, full-width
+/// punctuation and digits of no value) reach the origin byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn benign_bodies_that_trip_the_triggers_arrive_unchanged() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start("", &origin.ca_pem);
+    let dir = tempfile::tempdir().unwrap();
+    let png: Vec<u8> = [0x89u8, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a]
+        .into_iter()
+        .chain((0..3000u32).map(|i| (i * 7919 % 251) as u8))
+        .collect();
+    let content = format!(
+        "Progress 100% done &amp; ok &#8212; see \\x41 and \\u00e9; 第１步：完成。 sha256 \
+         9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 \
+         data:image/png;base64,{} raw {} ConfigurationManagerFactory",
+        b64(&png),
+        b64(&png)
+    );
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "application/json",
+            serde_json::json!({"model": "m", "messages": [{"role": "user", "content": content}]})
+                .to_string()
+                .into_bytes(),
+        ),
+        ("text/plain", content.clone().into_bytes()),
+        (
+            "application/x-www-form-urlencoded",
+            b"q=100%25+done&lang=zh-CN&page=2".to_vec(),
+        ),
+    ];
+    for (i, (ct, body)) in bodies.iter().enumerate() {
+        let f = dir.path().join(format!("benign-{i}"));
+        std::fs::write(&f, body).unwrap();
+        let path = format!("/benign/{i}");
+        let out = curl(&[
+            "-x",
+            &proxy.url(),
+            "--cacert",
+            path_str(&proxy.ca_pem),
+            "-H",
+            &format!("Content-Type: {ct}"),
+            "--data-binary",
+            &format!("@{}", f.display()),
+            &origin.https(&path),
+        ])
+        .await;
+        assert_eq!(out.status, 200, "{ct}: {}", out.body);
+        assert_eq!(&origin.last(&path).body[..], &body[..], "{ct}: body changed");
+    }
+}

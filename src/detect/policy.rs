@@ -141,7 +141,9 @@ pub fn outcome_for(
     redactable: bool,
     llm: Option<&LlmPolicy>,
 ) -> Outcome {
-    if !matches!(location, Location::Body) && is_home_host(rule, host) {
+    // Only where a credential authenticates a request: a header value or the URL (a
+    // value smuggled as a header name or a method authenticates nothing).
+    if matches!(location, Location::Url | Location::Header(_)) && is_home_host(rule, host) {
         return Outcome::HomeHost;
     }
     let action = match llm {
