@@ -6,7 +6,7 @@
 //! (`update-ca-certificates`, `update-ca-trust`, p11-kit's `trust`): each keeps its
 //! generated bundles consistent, which editing a bundle file by hand would not.
 
-use crate::tls::CertificateAuthority;
+use crate::tls::{CertificateAuthority, TlsError};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
@@ -43,6 +43,10 @@ pub enum TrustError {
          per client with `clawguard ca env`"
     )]
     NoStore,
+    #[error(transparent)]
+    Ca(#[from] TlsError),
+    #[error("writing the client bundle next to {0}: {1}")]
+    Bundle(PathBuf, std::io::Error),
     #[error("`{command}` failed ({status}): {stderr}")]
     Tool {
         command: String,
@@ -179,6 +183,15 @@ impl SystemStore {
         self.anchor_dir.join(format!("clawguard-{fp}.{ext}"))
     }
 
+    /// The command that maintains this store.
+    pub fn tool(&self) -> &'static str {
+        match self.kind {
+            StoreKind::UpdateCaCertificates => "update-ca-certificates",
+            StoreKind::UpdateCaTrust => "update-ca-trust",
+            StoreKind::P11Kit => "trust anchor",
+        }
+    }
+
     /// Whether the system bundle already holds the CA.
     pub fn trusts(&self, der: &CertificateDer<'_>) -> bool {
         bundle_contains(&self.bundle, der)
@@ -195,7 +208,7 @@ impl SystemStore {
                 std::fs::create_dir_all(&self.anchor_dir)
                     .and_then(|()| std::fs::write(&anchor, &pem))
                     .map_err(|source| needs_root(&anchor, ca_dir, source))?;
-                self.refresh(false)?;
+                self.refresh()?;
             }
         }
         Ok(anchor)
@@ -225,28 +238,52 @@ impl SystemStore {
                     Err(source) => return Err(needs_root(&anchor, ca_dir, source)),
                 };
                 if was || self.trusts(der) {
-                    self.refresh(true)?;
+                    if self.kind == StoreKind::UpdateCaCertificates {
+                        remove_debian_links(&anchor)?;
+                    }
+                    self.refresh()?;
                 }
                 Ok(was)
             }
         }
     }
 
-    fn refresh(&self, removed: bool) -> Result<(), TrustError> {
+    fn refresh(&self) -> Result<(), TrustError> {
         match self.kind {
-            // `--fresh` rebuilds /etc/ssl/certs from scratch, so the removed
-            // certificate's hash link and bundle entry go too.
-            StoreKind::UpdateCaCertificates => {
-                let mut c = Command::new("update-ca-certificates");
-                if removed {
-                    c.arg("--fresh");
-                }
-                run(&mut c)
-            }
+            StoreKind::UpdateCaCertificates => run(&mut Command::new("update-ca-certificates")),
             StoreKind::UpdateCaTrust => run(Command::new("update-ca-trust").arg("extract")),
             StoreKind::P11Kit => Ok(()),
         }
     }
+}
+
+/// Where `update-ca-certificates` keeps its links and the bundle.
+const DEBIAN_CERTS_DIR: &str = "/etc/ssl/certs";
+
+/// Remove the links `update-ca-certificates` made for `anchor`: `NAME.pem` pointing at
+/// it and the `HASH.N` link(s) pointing at that. It does not remove them itself when a
+/// local certificate disappears (only `--fresh` would, and `--fresh` rebuilds every link
+/// in the directory, turning other people's plain files into links); so untrust removes
+/// exactly these two and lets a plain run rebuild the bundle.
+fn remove_debian_links(anchor: &Path) -> Result<(), TrustError> {
+    let dir = Path::new(DEBIAN_CERTS_DIR);
+    let Some(stem) = anchor.file_stem() else {
+        return Ok(());
+    };
+    let mut name = stem.to_os_string();
+    name.push(".pem");
+    let link = dir.join(&name);
+    if std::fs::read_link(&link).is_ok_and(|t| t == anchor) {
+        let entries = std::fs::read_dir(dir).map_err(io_err(dir))?;
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if std::fs::read_link(&p).is_ok_and(|t| t.as_os_str() == name) {
+                std::fs::remove_file(&p).map_err(io_err(&p))?;
+            }
+        }
+        std::fs::remove_file(&link).map_err(io_err(&link))?;
+    }
+    Ok(())
 }
 
 fn needs_root(path: &Path, ca_dir: &Path, source: std::io::Error) -> TrustError {
@@ -280,6 +317,59 @@ fn run(cmd: &mut Command) -> Result<(), TrustError> {
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         })
     }
+}
+
+/// What `ca trust` did.
+pub struct Trusted {
+    pub store: SystemStore,
+    /// The CA certificate that is now trusted.
+    pub ca_cert: PathBuf,
+    /// The anchor file written (or the store's own copy, for p11-kit).
+    pub anchor: PathBuf,
+    /// No CA existed: `trust` created one first.
+    pub created_ca: bool,
+}
+
+/// Install the CA of `ca_dir` (creating it if there is none yet) into the system store.
+pub fn trust(ca_dir: &Path) -> Result<Trusted, TrustError> {
+    let store = SystemStore::detect()?;
+    let created_ca = ca_cert_path(ca_dir).is_err();
+    let ca = CertificateAuthority::load_or_create(ca_dir)?;
+    let ca_cert = ca.path().to_path_buf();
+    let anchor = store.install(&ca_cert, ca_dir)?;
+    Ok(Trusted {
+        store,
+        ca_cert,
+        anchor,
+        created_ca,
+    })
+}
+
+/// What `ca untrust` did.
+pub struct Untrusted {
+    pub store: SystemStore,
+    pub anchor: PathBuf,
+    /// The CA was installed (false: nothing to remove).
+    pub was_trusted: bool,
+}
+
+/// Remove the CA of `ca_dir` from the system store.
+pub fn untrust(ca_dir: &Path) -> Result<Untrusted, TrustError> {
+    let store = SystemStore::detect()?;
+    let cert = ca_cert_path(ca_dir)?;
+    let der = ca_der(&cert)?;
+    let was_trusted = store.remove(&der, &cert, ca_dir)?;
+    Ok(Untrusted {
+        anchor: store.anchor_path(&der),
+        store,
+        was_trusted,
+    })
+}
+
+/// The bundle `clawguard exec` gives clients whose CA variable replaces their roots
+/// (system roots plus ClawGuard's CA, `clawguard-bundle.pem` beside the CA), written now.
+pub fn client_bundle(ca_cert: &Path) -> Result<PathBuf, TrustError> {
+    crate::exec::trust_bundle(ca_cert).map_err(|e| TrustError::Bundle(ca_cert.to_path_buf(), e))
 }
 
 /// One client that keeps its own roots, and the variable that points it at ours.

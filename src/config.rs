@@ -122,6 +122,8 @@ pub struct Config {
     pub inspect_threads: usize,
     /// After SIGTERM, how long in-flight requests may finish before the process exits.
     pub shutdown_grace_secs: u64,
+    /// Pooled upstream connections idle this long are closed.
+    pub upstream_idle_secs: u64,
     /// Token file for the admin listener (`Authorization: Bearer`, or Basic user
     /// `token`). Required, or `admin_users`, when `admin` is not on loopback.
     #[serde(default)]
@@ -322,6 +324,7 @@ impl Config {
             || self.upstream_timeout_secs == 0
             || self.body_idle_timeout_secs == 0
             || self.body_deadline_secs == 0
+            || self.upstream_idle_secs == 0
         {
             return Err(invalid("timeouts must be at least 1 second".into()));
         }

@@ -260,6 +260,24 @@ enum CaCommand {
         #[arg(long, value_name = "DIR")]
         ca_dir: Option<PathBuf>,
     },
+    /// Install the CA into the system trust store (update-ca-certificates, update-ca-trust
+    /// or p11-kit's trust; needs root), creating it first if there is none, and print the
+    /// variables for clients that keep their own roots.
+    Trust {
+        #[arg(long, value_name = "DIR")]
+        ca_dir: Option<PathBuf>,
+    },
+    /// Remove the CA from the system trust store.
+    Untrust {
+        #[arg(long, value_name = "DIR")]
+        ca_dir: Option<PathBuf>,
+    },
+    /// Print `export` lines that make Node, Python, curl and git trust the CA without
+    /// touching the system store: `eval "$(clawguard ca env)"`.
+    Env {
+        #[arg(long, value_name = "DIR")]
+        ca_dir: Option<PathBuf>,
+    },
 }
 
 fn config_source(a: RunArgs) -> ConfigSource {
@@ -409,7 +427,55 @@ fn cmd_ca(cmd: CaCommand) -> anyhow::Result<()> {
         CaCommand::Path { ca_dir: d } => {
             println!("{}", ca_trust::ca_cert_path(&ca_dir(d))?.display());
         }
+        CaCommand::Trust { ca_dir: d } => {
+            let t = ca_trust::trust(&ca_dir(d))?;
+            if t.created_ca {
+                eprintln!("clawguard: created a CA: {}", t.ca_cert.display());
+            }
+            eprintln!(
+                "clawguard: the system trust store now holds {} ({}; bundle {}): curl, wget, \
+                 git and other OpenSSL/GnuTLS clients trust ClawGuard. `clawguard ca untrust` \
+                 removes it.",
+                t.anchor.display(),
+                t.store.tool(),
+                t.store.bundle.display()
+            );
+            print_client_env(&t.ca_cert, "Clients with their own roots need these")?;
+        }
+        CaCommand::Untrust { ca_dir: d } => {
+            let u = ca_trust::untrust(&ca_dir(d))?;
+            if u.was_trusted {
+                eprintln!(
+                    "clawguard: removed {} from the system trust store ({})",
+                    u.anchor.display(),
+                    u.store.tool()
+                );
+            } else {
+                eprintln!("clawguard: the system trust store did not hold this CA; nothing to do");
+            }
+            eprintln!(
+                "clawguard: unset NODE_EXTRA_CA_CERTS SSL_CERT_FILE REQUESTS_CA_BUNDLE \
+                 CURL_CA_BUNDLE GIT_SSL_CAINFO where you exported them"
+            );
+        }
+        CaCommand::Env { ca_dir: d } => {
+            let cert = ca_trust::ca_cert_path(&ca_dir(d))?;
+            print_client_env(&cert, "Without the system store, clients need these")?;
+        }
     }
+    Ok(())
+}
+
+/// The per-client variables on stdout (`eval`-able), what they are on stderr.
+fn print_client_env(ca_cert: &std::path::Path, lead: &str) -> Result<()> {
+    let bundle = ca_trust::client_bundle(ca_cert)?;
+    eprintln!(
+        "clawguard: {lead} (NODE_EXTRA_CA_CERTS adds the CA to Node's roots; the others \
+         name {}, the bundle `clawguard exec` writes: system roots plus the CA). \
+         `eval \"$(clawguard ca env)\"` sets them in this shell:",
+        bundle.display()
+    );
+    print!("{}", ca_trust::export_lines(ca_cert, &bundle));
     Ok(())
 }
 

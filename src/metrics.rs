@@ -151,6 +151,10 @@ pub struct Metrics {
     /// class (egress, busy, body-timeout, upstream-tls, …): requests the proxy answered
     /// itself instead of the origin, by reason.
     pub refusals: CounterVec,
+    /// decision (allow, redact, block, uninspected): WebSocket messages from clients.
+    pub websocket_messages: CounterVec,
+    /// Bytes of request bodies buffered for inspection right now (a gauge).
+    pub buffered_body_bytes: AtomicU64,
     /// Client connections refused at `max_connections`.
     pub connections_refused: AtomicU64,
     /// Failed `accept` calls (EMFILE and friends).
@@ -187,6 +191,19 @@ impl Metrics {
             "clawguard_refusals_total",
             "Requests the proxy answered itself (not the origin), by reason class.",
             &["class"],
+        );
+        self.websocket_messages.render(
+            &mut out,
+            "clawguard_websocket_messages_total",
+            "WebSocket messages from clients, by what inspection decided.",
+            &["decision"],
+        );
+        let _ = writeln!(
+            out,
+            "# HELP clawguard_buffered_body_bytes Request body bytes buffered for inspection now.\n\
+             # TYPE clawguard_buffered_body_bytes gauge\n\
+             clawguard_buffered_body_bytes {}",
+            self.buffered_body_bytes.load(Ordering::Relaxed)
         );
         for (name, help, v) in [
             (

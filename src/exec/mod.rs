@@ -299,18 +299,20 @@ const SYSTEM_BUNDLES: &[&str] = &[
 /// *replaces* the trust store (`SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`, …): bypassed
 /// (blind-tunnelled) hosts still present their real certificates.
 pub fn trust_bundle(ca_path: &Path) -> io::Result<std::path::PathBuf> {
+    let out = ca_path.with_file_name("clawguard-bundle.pem");
+    // `SSL_CERT_FILE` may already name this bundle (exported by `clawguard ca env`):
+    // never build it from itself, or every run would append the CA once more.
     let mut pem = std::env::var_os("SSL_CERT_FILE")
         .map(std::path::PathBuf::from)
         .into_iter()
         .chain(SYSTEM_BUNDLES.iter().map(std::path::PathBuf::from))
-        .filter(|p| p != ca_path)
+        .filter(|p| p != ca_path && *p != out)
         .find_map(|p| std::fs::read(p).ok())
         .unwrap_or_default();
     if !pem.is_empty() && !pem.ends_with(b"\n") {
         pem.push(b'\n');
     }
     pem.extend_from_slice(&std::fs::read(ca_path)?);
-    let out = ca_path.with_file_name("clawguard-bundle.pem");
     let tmp = ca_path.with_file_name(format!(".clawguard-bundle.{}.tmp", std::process::id()));
     std::fs::write(&tmp, &pem)?;
     std::fs::rename(&tmp, &out)?;

@@ -33,6 +33,7 @@ mod respond;
 mod route;
 mod state;
 pub mod upstream;
+pub mod websocket;
 
 pub use listener::serve_with_shutdown;
 pub use respond::BodyFilter;

@@ -25,6 +25,7 @@ use super::respond::{self, Handshake};
 use super::route;
 use super::state::ProxyState;
 use super::upstream::{self, Outgoing};
+use super::websocket;
 use crate::audit::AuditEvent;
 use crate::detect::engine::Verdict;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
@@ -129,27 +130,30 @@ async fn phases(
 
     // Upstream, then respond.
     let resp = upstream::send(state, &live, &route, out).await?;
-    let relay_state = state.clone();
+    let session = handshake.is_some().then(|| websocket::Session {
+        state: state.clone(),
+        live: live.clone(),
+        route: route.clone(),
+        request_id: ctx.id.clone(),
+        client: ctx.conn.client,
+        user: ctx.user.clone(),
+        deflate: None,
+    });
     let relay_span = tracing::Span::current();
     Ok(respond::respond(
         ctx,
         resp,
         handshake,
-        move |client, server| {
+        move |client, server, headers| {
+            let Some(mut session) = session else { return };
+            session.deflate = websocket::negotiated_deflate(headers);
             tokio::spawn(
                 async move {
-                    let _state = relay_state;
                     match tokio::try_join!(client, server) {
-                        Ok((c, s)) => {
-                            let (mut c, mut s) = (
-                                hyper_util::rt::TokioIo::new(c),
-                                hyper_util::rt::TokioIo::new(s),
-                            );
-                            let r = tokio::io::copy_bidirectional(&mut c, &mut s).await;
-                            tracing::debug!(result = ?r, "websocket closed");
-                        }
+                        Ok((c, s)) => websocket::relay(session, c, s).await,
                         Err(e) => tracing::debug!(error = %e, "upgrade failed"),
                     }
+                    tracing::debug!("websocket closed");
                 }
                 .instrument(relay_span),
             );

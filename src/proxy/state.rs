@@ -115,7 +115,12 @@ impl ProxyState {
         let connections = Arc::new(tokio::sync::Semaphore::new(
             cfg.max_connections.min(tokio::sync::Semaphore::MAX_PERMITS),
         ));
-        let budget = super::body::BodyBudget::new(cfg.body_budget_bytes, cfg.max_buffered_bodies);
+        let metrics = Arc::new(Metrics::default());
+        let budget = super::body::BodyBudget::new(
+            cfg.body_budget_bytes,
+            cfg.max_buffered_bodies,
+            metrics.clone(),
+        );
         let inspect_pool = super::inspect::InspectPool::new(cfg.inspect_threads);
         let recent = cfg.admin.map(|_| crate::admin::console::Recent::default());
         let live = Live::build(cfg, &fingerprinter)?;
@@ -126,7 +131,7 @@ impl ProxyState {
             client,
             ws_client,
             pins,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             audit: ArcSwapOption::new(audit),
             audit_thread: Mutex::new(audit_thread),
             recent,
@@ -234,6 +239,20 @@ impl ProxyState {
                 "connect_timeout_secs",
                 o.connect_timeout_secs != n.connect_timeout_secs,
             ),
+            (
+                "upstream_idle_secs",
+                o.upstream_idle_secs != n.upstream_idle_secs,
+            ),
+            ("max_connections", o.max_connections != n.max_connections),
+            (
+                "body_budget_bytes",
+                o.body_budget_bytes != n.body_budget_bytes,
+            ),
+            (
+                "max_buffered_bodies",
+                o.max_buffered_bodies != n.max_buffered_bodies,
+            ),
+            ("inspect_threads", o.inspect_threads != n.inspect_threads),
         ] {
             if changed {
                 tracing::warn!(
