@@ -163,6 +163,8 @@ pub struct Metrics {
     pub inspect_latency: Histogram,
     pub request_latency: Histogram,
     pub audit_records: AtomicU64,
+    /// result (restored, unknown): placeholders met in LLM answers.
+    pub placeholders: CounterVec,
 }
 
 impl Metrics {
@@ -236,6 +238,12 @@ impl Metrics {
              # TYPE clawguard_audit_records_total counter\n\
              clawguard_audit_records_total {}",
             self.audit_records.load(Ordering::Relaxed)
+        );
+        self.placeholders.render(
+            &mut out,
+            "clawguard_placeholders_total",
+            "Placeholders met in LLM answers: restored to the value, or unknown (left as they were).",
+            &["result"],
         );
         self.inspect_latency.render(
             &mut out,

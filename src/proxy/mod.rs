@@ -27,6 +27,7 @@ mod hygiene;
 mod inspect;
 mod listener;
 mod pipeline;
+mod pseudonym;
 pub mod refusal;
 pub mod resolve;
 mod respond;
@@ -59,6 +60,8 @@ pub enum ProxyError {
     Audit(#[from] crate::audit::AuditError),
     #[error(transparent)]
     Admin(#[from] crate::admin::AdminAuthError),
+    #[error(transparent)]
+    Pseudonymize(#[from] crate::detect::pseudonymize::PseudonymizeError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,

@@ -126,7 +126,15 @@ async fn phases(
     // Inspect, then rewrite.
     let inspected = inspect::run(state, ctx, &route, &parts.method, &uri, headers, &read).await?;
     drop(read);
-    let out = rewrite(ctx, inspected, parts.method, pq, pass_body, websocket)?;
+    let out = rewrite(
+        ctx,
+        inspected,
+        parts.method,
+        pq,
+        pass_body,
+        websocket,
+        state,
+    )?;
 
     // Upstream, then respond.
     let resp = upstream::send(state, &live, &route, out).await?;
@@ -195,7 +203,17 @@ fn rewrite(
     path_and_query: Option<http::uri::PathAndQuery>,
     original: ProxyBody,
     websocket: bool,
+    state: &ProxyState,
 ) -> Result<Outgoing, Stop> {
+    if let (Some(restorer), false) = (inspected.restore, websocket) {
+        let path = path_and_query.as_ref().map_or("/", |p| p.path());
+        ctx.response_filter = Some(Box::new(super::pseudonym::RestoreFilter::new(
+            restorer,
+            path,
+            ctx.live.cfg.max_inspect_bytes,
+            state.metrics.clone(),
+        )));
+    }
     let (headers, body) = match inspected.verdict {
         Verdict::Pass { would } => {
             ctx.note_would(would);
@@ -226,7 +244,7 @@ fn refuse(state: &ProxyState, ctx: &mut RequestCtx, r: Refusal) -> Response<Prox
     // then the origin failed); the reason says what happened.
     let decided = matches!(
         ctx.record.decision,
-        "allow" | "redact" | "would-block" | "would-redact"
+        "allow" | "redact" | "pseudonymize" | "would-block" | "would-redact" | "would-pseudonymize"
     );
     if !(decided && matches!(r, Refusal::Upstream { .. })) {
         ctx.record.decision = r.decision();
