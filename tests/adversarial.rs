@@ -516,6 +516,10 @@ async fn benign_bodies_that_trip_the_triggers_arrive_unchanged() {
         ])
         .await;
         assert_eq!(out.status, 200, "{ct}: {}", out.body);
-        assert_eq!(&origin.last(&path).body[..], &body[..], "{ct}: body changed");
+        assert_eq!(
+            &origin.last(&path).body[..],
+            &body[..],
+            "{ct}: body changed"
+        );
     }
 }
