@@ -229,7 +229,8 @@ fn cases() -> Vec<Case> {
                 "",
                 "",
             ),
-        ),
+        )
+        .scan("part 1 (cfg) › quoted-printable"),
         Case::new("base64 multipart part", AWS).body(
             "multipart/form-data; boundary=XyZ",
             multipart(
@@ -240,7 +241,8 @@ fn cases() -> Vec<Case> {
                 "",
                 "",
             ),
-        ),
+        )
+        .scan("part 1 (f) › base64"),
         Case::new("multipart file name", AWS).body(
             "multipart/form-data; boundary=XyZ",
             multipart(
@@ -249,6 +251,32 @@ fn cases() -> Vec<Case> {
                 "",
             ),
         ),
+        Case::new("multipart part headers", AWS)
+            .body(
+                "multipart/form-data; boundary=XyZ",
+                multipart(
+                    &[(
+                        &format!("Content-Disposition: form-data; name=\"a\"\r\nX-Upload-Token: {}", escaped_key()),
+                        b"x",
+                    )],
+                    "",
+                    "",
+                ),
+            )
+            .scan("part 1 headers › escapes"),
+        Case::new("multipart field name", AWS)
+            .body(
+                "multipart/form-data; boundary=XyZ",
+                multipart(
+                    &[(
+                        &format!("Content-Disposition: form-data; name=\"{}\"", escaped_key()),
+                        b"x",
+                    )],
+                    "",
+                    "",
+                ),
+            )
+            .scan("part 1 headers › escapes"),
         Case::new("multipart preamble", AWS).body(
             "multipart/form-data; boundary=XyZ",
             multipart(&[("Content-Disposition: form-data; name=\"a\"", b"x")], &format!("note {KEY}"), ""),
@@ -312,7 +340,8 @@ fn cases() -> Vec<Case> {
             .scan("gzip"),
         Case::new("gRPC message with grpc-encoding gzip", AWS)
             .header("grpc-encoding: gzip")
-            .body("application/grpc", grpc_frame(1, &gzip(format!("\n\x14{KEY}").as_bytes(), None))),
+            .body("application/grpc", grpc_frame(1, &gzip(format!("\n\x14{KEY}").as_bytes(), None)))
+            .scan("grpc message 0 › gzip"),
         Case::new("User-Agent", AWS).header(format!("User-Agent: tool/{KEY}")),
         Case::new("Referer", AWS).header(format!("Referer: https://r.example/?k={KEY}")),
         Case::new("Forwarded", AWS).header(format!("Forwarded: for=\"{KEY}\"")),

@@ -775,8 +775,10 @@ async fn python_requests_block_and_redact() {
         .status()
         .await
         .is_ok_and(|s| s.success());
-    if !python_ok {
-        eprintln!("SKIP python_requests_block_and_redact: python3 with `requests` not installed (pip install requests)");
+    if skip_if(
+        !python_ok,
+        "python3 with `requests` is not installed (pip install requests)",
+    ) {
         return;
     }
     let origin = Origin::start().await;
@@ -837,8 +839,7 @@ async fn python_requests_block_and_redact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_undici_block_and_redact() {
-    if !have("node") || !have("npm") {
-        eprintln!("SKIP node_undici_block_and_redact: node/npm not installed");
+    if skip_if(!have("node") || !have("npm"), "node/npm are not installed") {
         return;
     }
     let node_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");

@@ -1476,29 +1476,11 @@ action = "log"
     /// Logs name rule, location and request id with a masked preview, never the value.
     #[test]
     fn logs_never_hold_the_value() {
-        #[derive(Clone, Default)]
-        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
-        impl Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = Buf::default();
-        let sink = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || sink.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        let logs = capture_logs(|| {
             let body = Bytes::from(format!(r#"{{"a": "{TOKEN}", "b": "4111 1111 1111 1111"}}"#));
             engine(Mode::Enforce, false).inspect(&json_req("h.example").info(), &body);
             engine(Mode::DryRun, false).inspect(&json_req("h.example").info(), &body);
         });
-        let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert!(
             logs.contains("api-key") && logs.contains("payment-card"),
             "{logs}"
@@ -1738,36 +1720,57 @@ action = "log"
     /// Issue 8: one log line per request, however many findings.
     #[test]
     fn one_log_line_per_request() {
-        let buf = LogBuf::default();
-        let sink = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || sink.clone())
-            .with_ansi(false)
-            .finish();
         let mails = (0..2000)
             .map(|i| format!("u{i}@example.com"))
             .collect::<Vec<_>>()
             .join(" ");
-        tracing::subscriber::with_default(subscriber, || {
+        let logs = capture_logs(|| {
             let body = Bytes::from(serde_json::json!({ "m": mails, "k": TOKEN }).to_string());
             engine(Mode::Enforce, false).inspect(&json_req("h.example").info(), &body);
         });
-        let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert_eq!(logs.lines().count(), 1, "{logs}");
         assert!(logs.contains("email=2000(log)"), "{logs}");
         assert!(logs.contains("api-key=1(block)"), "{logs}");
     }
 
-    #[derive(Clone, Default)]
-    struct LogBuf(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl Write for LogBuf {
+    thread_local! {
+        static CAPTURED: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+    }
+
+    /// Writes to this thread's capture buffer, if one is open.
+    struct ThreadCapture;
+    impl Write for ThreadCapture {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
+            CAPTURED.with(|c| {
+                if let Some(buf) = c.borrow_mut().as_mut() {
+                    buf.extend_from_slice(b);
+                }
+            });
             Ok(b.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    /// What `f` logs on this thread. One global subscriber (installed once) writes each
+    /// event to its thread's buffer: a scoped `with_default` subscriber loses events when
+    /// tests on other threads register the same call sites concurrently (tracing caches
+    /// each call site's interest globally), which made these tests flaky.
+    fn capture_logs(f: impl FnOnce()) -> String {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(|| ThreadCapture)
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in unit tests");
+        });
+        CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        f();
+        let bytes = CAPTURED.with(|c| c.borrow_mut().take()).unwrap_or_default();
+        String::from_utf8(bytes).expect("logs are UTF-8")
     }
 
     #[test]

@@ -308,6 +308,22 @@ impl Reader<'_> {
                 }
             }
         }
+        if !ct.essence.starts_with("multipart/") {
+            // A body that opens with a delimiter line is multipart whatever its label
+            // says (a saved body given to `clawguard scan`, a mislabelled upload): its
+            // parts are read too, and the bytes as they are below.
+            if let Some(mp) = sniffed_boundary(data).and_then(|b| parse_multipart(data, b)) {
+                if !mp.parts.is_empty() {
+                    self.read_multipart(out, data, &mp, origin, prefix, redactable, depth);
+                }
+            }
+        }
+        if ct.raw.is_none() && looks_like_compressed_grpc(data) {
+            // Unlabelled gRPC frames (a captured stream given to `clawguard scan`): only
+            // compressed messages hide anything from the raw reading below.
+            let grpc = ContentType::parse(Some("application/grpc"));
+            self.read_grpc(out, data, origin, &grpc, prefix, depth);
+        }
         let text = std::str::from_utf8(data).is_ok();
         let sniffed_json = !ct.essence.starts_with("multipart/")
             && matches!(first_meaningful(data), Some(b'{' | b'['));
@@ -666,6 +682,33 @@ fn looks_like_form(data: &[u8]) -> bool {
     memchr::memchr(b'=', data).is_some() && !matches!(first_meaningful(data), Some(b'{' | b'['))
 }
 
+/// Whether `data` is exactly a sequence of gRPC frames (flags 0/1, 0x80/0x81 for
+/// trailers) with at least one compressed message.
+fn looks_like_compressed_grpc(data: &[u8]) -> bool {
+    if data.first().is_none_or(|f| f & !0x81 != 0) {
+        return false;
+    }
+    grpc_frames(data).is_some_and(|frames| {
+        frames.iter().all(|(f, _)| f & !0x81 == 0) && frames.iter().any(|(f, _)| f & 1 != 0)
+    })
+}
+
+/// The boundary of a body whose first line (after blank space) is a multipart delimiter
+/// (`--` and 1 to 70 RFC 2046 `bchars`, then a line break).
+fn sniffed_boundary(data: &[u8]) -> Option<&[u8]> {
+    let start = data.iter().position(|b| !b.is_ascii_whitespace())?;
+    let rest = data[start..].strip_prefix(b"--")?;
+    let line_end = memchr::memchr(b'\n', &rest[..rest.len().min(72)])?;
+    let line = &rest[..line_end];
+    let boundary = line.strip_suffix(b"\r").unwrap_or(line);
+    let bchar = |b: &u8| b.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(b);
+    (!boundary.is_empty()
+        && boundary.len() <= 70
+        && !boundary.ends_with(b" ")
+        && boundary.iter().all(bchar))
+    .then_some(boundary)
+}
+
 /// gRPC length-prefixed messages: `[flags u8][length u32 BE][message]` until the end.
 /// `None` if the body is not exactly a sequence of such frames.
 fn grpc_frames(data: &[u8]) -> Option<Vec<(u8, (usize, usize))>> {
@@ -885,6 +928,53 @@ mod tests {
             .unwrap();
         let (a, b) = qp.raw_span(0, qp.view.len());
         assert_eq!(&body[a..b], b"k=3D4111=\r\n1111");
+    }
+
+    #[test]
+    fn a_body_opening_with_a_delimiter_is_read_as_multipart_whatever_its_label() {
+        let body = b"\r\n--XyZ\r\nContent-Disposition: form-data; name=\"cfg\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nk=3D41=\r\n11\r\n--XyZ--\r\n";
+        for ct in [None, Some("text/plain"), Some("application/octet-stream")] {
+            let got = views(&body_view(ct, body));
+            assert!(
+                got.iter()
+                    .any(|(p, v)| p == "part 1 (cfg) › quoted-printable" && v == "k=4111"),
+                "{ct:?}: {got:#?}"
+            );
+            // The bytes as they are, too.
+            assert!(got.iter().any(|(p, _)| p.is_empty()), "{ct:?}: {got:#?}");
+        }
+        // Not a delimiter line: no multipart reading.
+        for text in [
+            &b"-- \nsignature"[..],
+            b"--\n",
+            b"--a b \r\nx",
+            b"x\r\n--XyZ\r\n\r\nx\r\n--XyZ--",
+        ] {
+            assert!(sniffed_boundary(text).is_none() || parse_multipart(text, b"a b").is_none());
+            let got = views(&body_view(None, text));
+            assert!(got.iter().all(|(p, _)| !p.starts_with("part")), "{got:#?}");
+        }
+    }
+
+    #[test]
+    fn unlabelled_grpc_frames_with_a_compressed_message_are_read() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, b"\n\x05hello").unwrap();
+        let msg = gz.finish().unwrap();
+        let mut body = vec![1u8];
+        body.extend((msg.len() as u32).to_be_bytes());
+        body.extend_from_slice(&msg);
+        body.extend_from_slice(&[0, 0, 0, 0, 2, b'o', b'k']);
+        let got = views(&body_view(None, &body));
+        assert!(
+            got.iter()
+                .any(|(p, v)| p == "grpc message 0 › gzip" && v == "\n\x05hello"),
+            "{got:#?}"
+        );
+        // Uncompressed frames only, or bytes that are no frame sequence: as they are.
+        assert!(!looks_like_compressed_grpc(&[0, 0, 0, 0, 2, b'o', b'k']));
+        assert!(!looks_like_compressed_grpc(&[1, 0, 0, 0, 9, b'o', b'k']));
+        assert!(!looks_like_compressed_grpc(b"\x01\x00\x00\x00\x00trailing"));
     }
 
     #[test]
