@@ -155,6 +155,14 @@ impl Authenticator {
         let permit = self.inner.slots.acquire().await;
         self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
         let _permit = permit.map_err(|_| Rejected::Busy)?;
+        // Failures may have piled up while this one waited.
+        if let Some(wait) = self.backoff(client) {
+            return Err(Rejected::Throttled { retry_after: wait });
+        }
+        if self.inner.refused.contains_key(&key) {
+            self.failed(client);
+            return Err(Rejected::Invalid);
+        }
         let this = self.clone();
         let owned = header.to_vec();
         let user = tokio::task::spawn_blocking(move || this.check_slow(&owned))

@@ -45,6 +45,10 @@ pub struct RuleSettings {
     /// Added to the rule's own home hosts.
     #[serde(default)]
     pub home_hosts: Vec<String>,
+    /// What a finding of this rule in the conversation sent to an LLM API becomes
+    /// (default: pseudonymize, see `detect::policy`).
+    #[serde(default)]
+    pub llm_action: Option<Action>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,6 +126,8 @@ pub struct Config {
     pub inspect_threads: usize,
     /// After SIGTERM, how long in-flight requests may finish before the process exits.
     pub shutdown_grace_secs: u64,
+    /// Pooled upstream connections idle this long are closed.
+    pub upstream_idle_secs: u64,
     /// Token file for the admin listener (`Authorization: Bearer`, or Basic user
     /// `token`). Required, or `admin_users`, when `admin` is not on loopback.
     #[serde(default)]
@@ -135,6 +141,12 @@ pub struct Config {
     /// `clawguard icap`: the ICAP service's listener and limits.
     #[serde(default)]
     pub icap: crate::icap::IcapConfig,
+    /// More LLM API hosts (globs) besides the built-in list.
+    #[serde(default)]
+    pub llm_hosts: Vec<String>,
+    /// `[pseudonymize]`: placeholders for LLM APIs.
+    #[serde(default)]
+    pub pseudonymize: crate::detect::pseudonymize::PseudonymizeConfig,
 }
 
 fn default_checkpoint_every() -> u64 {
@@ -315,6 +327,22 @@ impl Config {
         if self.max_inspect_bytes == 0 {
             return Err(invalid("max_inspect_bytes must be greater than 0".into()));
         }
+        for g in self
+            .llm_hosts
+            .iter()
+            .chain(&self.pseudonymize.exclude_hosts)
+        {
+            if g.is_empty() || g.contains(char::is_whitespace) || g.contains('/') {
+                return Err(invalid(format!(
+                    "LLM host `{g}` is not a host glob (api.example.com or *.example.com)"
+                )));
+            }
+        }
+        if self.pseudonymize.vault_max_bytes == 0 || self.pseudonymize.vault_ttl_secs == 0 {
+            return Err(invalid(
+                "pseudonymize.vault_max_bytes and vault_ttl_secs must be greater than 0".into(),
+            ));
+        }
         self.inspection
             .validate()
             .map_err(|e| invalid(e.to_string()))?;
@@ -322,6 +350,7 @@ impl Config {
             || self.upstream_timeout_secs == 0
             || self.body_idle_timeout_secs == 0
             || self.body_deadline_secs == 0
+            || self.upstream_idle_secs == 0
         {
             return Err(invalid("timeouts must be at least 1 second".into()));
         }
@@ -412,6 +441,20 @@ impl Config {
             rule.home_hosts.extend(s.home_hosts.iter().cloned());
         }
         Ok(pack)
+    }
+
+    /// Where pseudonymization applies and each rule's `llm_action`.
+    pub fn llm_policy(&self) -> crate::detect::policy::LlmPolicy {
+        crate::detect::policy::LlmPolicy {
+            enabled: self.pseudonymize.enabled,
+            hosts: self.llm_hosts.clone(),
+            exclude: self.pseudonymize.exclude_hosts.clone(),
+            rule_actions: self
+                .rules
+                .iter()
+                .filter_map(|(id, s)| s.llm_action.map(|a| (id.clone(), a)))
+                .collect(),
+        }
     }
 }
 

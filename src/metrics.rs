@@ -151,6 +151,10 @@ pub struct Metrics {
     /// class (egress, busy, body-timeout, upstream-tls, …): requests the proxy answered
     /// itself instead of the origin, by reason.
     pub refusals: CounterVec,
+    /// decision (allow, redact, block, uninspected): WebSocket messages from clients.
+    pub websocket_messages: CounterVec,
+    /// Bytes of request bodies buffered for inspection right now (a gauge).
+    pub buffered_body_bytes: AtomicU64,
     /// Client connections refused at `max_connections`.
     pub connections_refused: AtomicU64,
     /// Failed `accept` calls (EMFILE and friends).
@@ -159,6 +163,8 @@ pub struct Metrics {
     pub inspect_latency: Histogram,
     pub request_latency: Histogram,
     pub audit_records: AtomicU64,
+    /// result (restored, unknown): placeholders met in LLM answers.
+    pub placeholders: CounterVec,
 }
 
 impl Metrics {
@@ -187,6 +193,19 @@ impl Metrics {
             "clawguard_refusals_total",
             "Requests the proxy answered itself (not the origin), by reason class.",
             &["class"],
+        );
+        self.websocket_messages.render(
+            &mut out,
+            "clawguard_websocket_messages_total",
+            "WebSocket messages from clients, by what inspection decided.",
+            &["decision"],
+        );
+        let _ = writeln!(
+            out,
+            "# HELP clawguard_buffered_body_bytes Request body bytes buffered for inspection now.\n\
+             # TYPE clawguard_buffered_body_bytes gauge\n\
+             clawguard_buffered_body_bytes {}",
+            self.buffered_body_bytes.load(Ordering::Relaxed)
         );
         for (name, help, v) in [
             (
@@ -219,6 +238,12 @@ impl Metrics {
              # TYPE clawguard_audit_records_total counter\n\
              clawguard_audit_records_total {}",
             self.audit_records.load(Ordering::Relaxed)
+        );
+        self.placeholders.render(
+            &mut out,
+            "clawguard_placeholders_total",
+            "Placeholders met in LLM answers: restored to the value, or unknown (left as they were).",
+            &["result"],
         );
         self.inspect_latency.render(
             &mut out,

@@ -108,6 +108,8 @@ pub fn decision_label(
         (Decision::Redact, false) => "redact",
         (Decision::Block, true) => "would-block",
         (Decision::Redact, true) => "would-redact",
+        (Decision::Pseudonymize, false) => "pseudonymize",
+        (Decision::Pseudonymize, true) => "would-pseudonymize",
     }
 }
 

@@ -12,7 +12,8 @@
 use crate::config::{Config, ConfigError, Mode};
 use crate::detect::extract::{self, BodyKind, ExtractError, Location, Segment, Source};
 use crate::detect::limits::Limits;
-use crate::detect::policy::{self, Decision, Outcome};
+use crate::detect::policy::{self, Decision, LlmPolicy, Outcome};
+use crate::detect::pseudonymize::{self, Issuer, Pseudonymizer, Restorer, Scope};
 use crate::detect::redact::{self, RedactError, Span};
 use crate::detect::rules::{Action, Category, RulePack};
 use crate::detect::scan::{self, Finding, Scanner};
@@ -98,6 +99,10 @@ pub struct Inspection {
     /// Why the body could not be inspected, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For a request to an LLM API (pseudonymization on): what its response is
+    /// restored with (this request's placeholders, then the vault; same scope only).
+    #[serde(skip)]
+    pub restore: Option<Restorer>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -113,6 +118,7 @@ impl Inspection {
             counts: Vec::new(),
             unlisted: 0,
             error: None,
+            restore: None,
         }
     }
 
@@ -133,6 +139,10 @@ pub struct Engine {
     max_inspect_bytes: usize,
     limits: Limits,
     fingerprinter: Option<crate::audit::Fingerprinter>,
+    /// Where pseudonymization applies (`llm_hosts`, `[pseudonymize]`, `llm_action`).
+    llm: LlmPolicy,
+    /// The key and vault; pseudonymization is off without one.
+    pseudo: Option<Arc<Pseudonymizer>>,
 }
 
 /// A finding in one of the request's segments.
@@ -172,7 +182,10 @@ impl Hits {
         c.0 += 1;
         c.1 = stronger(c.1, hit.outcome);
         self.decision = self.decision.max(policy::decide([hit.outcome]));
-        self.redacts += usize::from(hit.outcome == Outcome::Redact);
+        self.redacts += usize::from(matches!(
+            hit.outcome,
+            Outcome::Redact | Outcome::Pseudonymize
+        ));
         self.kept.push(hit);
         // Trim to the cap now and then, not per push: amortised O(n log cap).
         if self.kept.len() >= self.cap.saturating_mul(2).max(64) {
@@ -205,8 +218,9 @@ fn outcome_rank(o: Outcome) -> u8 {
     match o {
         Outcome::HomeHost => 0,
         Outcome::Log => 1,
-        Outcome::Redact => 2,
-        Outcome::Block => 3,
+        Outcome::Pseudonymize => 2,
+        Outcome::Redact => 3,
+        Outcome::Block => 4,
     }
 }
 
@@ -223,6 +237,7 @@ impl Engine {
         let pack = cfg.rule_pack()?;
         let mut engine = Engine::with_pack(&pack, cfg.mode, cfg.fail_open, cfg.max_inspect_bytes)?
             .with_limits(cfg.inspection);
+        engine.llm = cfg.llm_policy();
         engine.block_status =
             StatusCode::from_u16(cfg.block_status).map_err(|_| ConfigError::Invalid {
                 path: "config".into(),
@@ -250,7 +265,42 @@ impl Engine {
             max_inspect_bytes,
             limits: Limits::default(),
             fingerprinter: None,
+            llm: LlmPolicy::default(),
+            pseudo: None,
         })
+    }
+
+    /// Pseudonymize findings in requests to LLM APIs with this key and vault (kept by
+    /// the caller across reloads), where the LLM policy says so.
+    pub fn with_pseudonymizer(mut self, p: Arc<Pseudonymizer>) -> Engine {
+        self.pseudo = Some(p);
+        self
+    }
+
+    /// Use this LLM policy instead of the configuration's (tests, tools).
+    pub fn with_llm_policy(mut self, llm: LlmPolicy) -> Engine {
+        self.llm = llm;
+        self
+    }
+
+    /// Whether a request to `host` with `path` is an LLM API call that is pseudonymized
+    /// and whose answer is restored.
+    pub fn is_llm_api(&self, host: &str, path: &str) -> bool {
+        self.pseudo.is_some() && self.llm.is_llm_api(host, path)
+    }
+
+    /// An issuer for `req` when it is an LLM API call: scoped to `user` when the proxy
+    /// authenticated one, else to the client's address.
+    fn issuer(&self, req: &RequestInfo<'_>, user: Option<&str>) -> Option<Issuer> {
+        let p = self.pseudo.as_ref()?;
+        if !self.llm.is_llm_api(req.host, req.uri.path()) {
+            return None;
+        }
+        let scope = match user {
+            Some(u) => Scope::user(u),
+            None => Scope::client(req.client.ip()),
+        };
+        Some(p.issuer(scope))
     }
 
     /// Use these inspection bounds instead of the defaults.
@@ -286,13 +336,57 @@ impl Engine {
     }
 
     pub fn too_large_report(&self, req: &RequestInfo<'_>) -> (Verdict, Inspection) {
-        let segs = extract::request_segments(req.uri, req.headers);
-        let hits = self.scan_segments(req, &segs, |s| s.source != Source::Uri && s.redactable);
-        self.finish(req, &segs, hits, Some(ExtractError::TooLarge), None)
+        self.too_large_inner(req, None)
     }
 
-    /// [`Engine::inspect`] plus the report of what was found and decided.
+    /// [`Engine::too_large_report`] for a caller that restores the response with
+    /// [`Inspection::restore`] (see [`Engine::inspect_for_llm`]).
+    pub fn too_large_for_llm(
+        &self,
+        req: &RequestInfo<'_>,
+        user: Option<&str>,
+    ) -> (Verdict, Inspection) {
+        self.too_large_inner(req, self.issuer(req, user))
+    }
+
+    fn too_large_inner(
+        &self,
+        req: &RequestInfo<'_>,
+        issuer: Option<Issuer>,
+    ) -> (Verdict, Inspection) {
+        let segs = extract::request_segments(req.uri, req.headers);
+        let hits = self.scan_segments(req, &segs, issuer.is_some(), |s| {
+            s.source != Source::Uri && s.redactable
+        });
+        self.finish(req, &segs, hits, Some(ExtractError::TooLarge), None, issuer)
+    }
+
+    /// [`Engine::inspect`] plus the report of what was found and decided. Findings in
+    /// requests to LLM APIs get the rules' usual actions here: only a caller that
+    /// restores the response may pseudonymize ([`Engine::inspect_for_llm`]).
     pub fn inspect_report(&self, req: &RequestInfo<'_>, body: &Bytes) -> (Verdict, Inspection) {
+        self.inspect_inner(req, body, None)
+    }
+
+    /// [`Engine::inspect_report`] for a caller that restores the response with
+    /// [`Inspection::restore`] (the proxy): findings in the conversation sent to an LLM
+    /// API are pseudonymized, with placeholders scoped to the authenticated proxy `user`
+    /// (without one: to the client's address).
+    pub fn inspect_for_llm(
+        &self,
+        req: &RequestInfo<'_>,
+        body: &Bytes,
+        user: Option<&str>,
+    ) -> (Verdict, Inspection) {
+        self.inspect_inner(req, body, self.issuer(req, user))
+    }
+
+    fn inspect_inner(
+        &self,
+        req: &RequestInfo<'_>,
+        body: &Bytes,
+        issuer: Option<Issuer>,
+    ) -> (Verdict, Inspection) {
         let mut segs = extract::request_segments(req.uri, req.headers);
         let decoded = extract::decode_body(req.headers, body, self.max_inspect_bytes);
         let content_type = req
@@ -311,12 +405,14 @@ impl Engine {
             }
             None => (BodyKind::Empty, 0),
         };
-        let hits = self.scan_segments(req, &segs, |s| {
+        let hits = self.scan_segments(req, &segs, issuer.is_some(), |s| {
             // The URL has no place in a Rewrite verdict: it cannot be redacted.
             s.source != Source::Uri && s.redactable
         });
         if hits.is_empty() && error.is_none() {
-            return (Verdict::Pass { would: None }, Inspection::clean());
+            let mut clean = Inspection::clean();
+            clean.restore = issuer.map(Issuer::into_restorer);
+            return (Verdict::Pass { would: None }, clean);
         }
         let body_ctx = BodyCtx {
             wire: body,
@@ -324,7 +420,7 @@ impl Engine {
             kind,
             nested,
         };
-        self.finish(req, &segs, hits, error, Some(body_ctx))
+        self.finish(req, &segs, hits, error, Some(body_ctx), issuer)
     }
 
     /// Scan every segment and judge each finding; `redactable` says whether a segment
@@ -333,15 +429,26 @@ impl Engine {
         &self,
         req: &RequestInfo<'_>,
         segs: &[Segment<'_>],
+        llm_api: bool,
         redactable: impl Fn(&Segment<'_>) -> bool,
     ) -> Hits {
         let mut hits = Hits::new(self.limits.max_findings.max(1));
+        let llm = llm_api.then_some(&self.llm);
         for (i, seg) in segs.iter().enumerate() {
             for finding in self.scanner.scan(&seg.view) {
+                // Our own placeholder (sent back by the client) carries no value: skip a
+                // finding that matches nothing once its placeholders are blanked out.
+                if let Some(blanked) =
+                    pseudonymize::blank_placeholders(&seg.view[finding.start..finding.end])
+                {
+                    if self.scanner.scan(&blanked).is_empty() {
+                        continue;
+                    }
+                }
                 let rule = self.scanner.rule(&finding);
                 let can_redact = redactable(seg);
                 let outcome = raise(
-                    policy::outcome(rule, &seg.location, req.host, can_redact),
+                    policy::outcome_for(rule, &seg.location, req.host, can_redact, llm),
                     req.floor,
                     can_redact,
                 );
@@ -363,6 +470,7 @@ impl Engine {
         hits: Hits,
         error: Option<ExtractError>,
         body: Option<BodyCtx<'_>>,
+        mut issuer: Option<Issuer>,
     ) -> (Verdict, Inspection) {
         let dry = self.mode == Mode::DryRun;
         let findings: Vec<Reported> = hits
@@ -405,7 +513,8 @@ impl Engine {
         let total = hits.total();
         let by_findings = hits.decision;
         // A redaction must list every span it removes; past the cap it cannot.
-        let too_many_to_redact = by_findings == Decision::Redact && hits.redacts > hits.kept.len();
+        let too_many_to_redact = matches!(by_findings, Decision::Redact | Decision::Pseudonymize)
+            && hits.redacts > hits.kept.len();
         // An uninspected body blocks unless fail_open says otherwise.
         let body_blocks = error.is_some() && !self.fail_open;
         let decision = if body_blocks || too_many_to_redact {
@@ -420,8 +529,10 @@ impl Engine {
             findings,
             counts,
             error: error.as_ref().map(|e| e.to_string()),
+            restore: None,
         };
         if dry {
+            report.restore = issuer.map(Issuer::into_restorer);
             log_request(req, &report, dry, None);
             return (
                 Verdict::Pass {
@@ -449,30 +560,33 @@ impl Engine {
                         req,
                         self.block_status,
                         &report.findings,
-                        &[Outcome::Block, Outcome::Redact],
+                        &[Outcome::Block, Outcome::Redact, Outcome::Pseudonymize],
                     )
                 }
             },
-            Decision::Redact => match body.map(|b| rewrite(req, segs, &hits.kept, b)) {
-                Some(Ok(v)) => v,
-                other => {
-                    let reason = match other {
-                        Some(Err(e)) => e.to_string(),
-                        _ => "no body to rewrite".to_string(),
-                    };
-                    note = Some(format!(
-                        "redaction failed ({reason}): blocked instead (fail-closed)"
-                    ));
-                    report.decision = Decision::Block;
-                    blocked(
-                        req,
-                        self.block_status,
-                        &report.findings,
-                        &[Outcome::Block, Outcome::Redact],
-                    )
+            Decision::Redact | Decision::Pseudonymize => {
+                match body.map(|b| rewrite(req, segs, &hits.kept, b, issuer.as_mut())) {
+                    Some(Ok(v)) => v,
+                    other => {
+                        let reason = match other {
+                            Some(Err(e)) => e.to_string(),
+                            _ => "no body to rewrite".to_string(),
+                        };
+                        note = Some(format!(
+                            "redaction failed ({reason}): blocked instead (fail-closed)"
+                        ));
+                        report.decision = Decision::Block;
+                        blocked(
+                            req,
+                            self.block_status,
+                            &report.findings,
+                            &[Outcome::Block, Outcome::Redact, Outcome::Pseudonymize],
+                        )
+                    }
                 }
-            },
+            }
         };
+        report.restore = issuer.map(Issuer::into_restorer);
         log_request(req, &report, dry, note.as_deref());
         (verdict, report)
     }
@@ -540,6 +654,7 @@ fn log_request(req: &RequestInfo<'_>, r: &Inspection, dry: bool, note: Option<&s
         (false, Decision::Allow) => "findings logged; allowed".to_string(),
         (false, Decision::Block) => "blocked".to_string(),
         (false, Decision::Redact) => "redacted".to_string(),
+        (false, Decision::Pseudonymize) => "pseudonymized".to_string(),
     };
     let findings = r.total();
     let error = r.error.as_deref().unwrap_or("");
@@ -559,16 +674,34 @@ fn rewrite(
     segs: &[Segment<'_>],
     hits: &[Hit],
     body: BodyCtx<'_>,
+    mut issuer: Option<&mut Issuer>,
 ) -> Result<Verdict, RedactError> {
     let mut body_spans = Vec::new();
     let mut header_spans: Vec<(usize, Span)> = Vec::new();
-    for h in hits.iter().filter(|h| h.outcome == Outcome::Redact) {
+    for h in hits
+        .iter()
+        .filter(|h| matches!(h.outcome, Outcome::Redact | Outcome::Pseudonymize))
+    {
         let seg = &segs[h.seg];
         let (start, end) = seg.raw_span(h.finding.start, h.finding.end);
+        // A placeholder stands for the value as the receiver decodes it (the view),
+        // and is restored escaped for wherever the model writes it back.
+        let replacement = match (h.outcome, issuer.as_deref_mut()) {
+            (Outcome::Pseudonymize, Some(iss)) => {
+                let entity =
+                    pseudonymize::placeholder::entity_for(&h.finding.rule, h.finding.category);
+                let p = iss
+                    .issue(entity, &seg.view[h.finding.start..h.finding.end])
+                    .map_err(|_| RedactError::Invalid("placeholder (collision)"))?;
+                Some(Arc::from(p))
+            }
+            _ => None,
+        };
         let span = Span {
             start,
             end,
             rule: h.finding.rule.clone(),
+            replacement,
         };
         match seg.source {
             Source::Body => body_spans.push(span),

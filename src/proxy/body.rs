@@ -97,20 +97,32 @@ pub struct BodyBudget {
     bytes: Arc<Semaphore>,
     slots: Arc<Semaphore>,
     capacity: usize,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Holds a buffered body's share of the budget until the body is gone.
 pub struct BudgetGuard {
     _slot: OwnedSemaphorePermit,
     bytes: Option<OwnedSemaphorePermit>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Drop for BudgetGuard {
+    fn drop(&mut self) {
+        let held = self.bytes.as_ref().map_or(0, |p| p.num_permits()) as u64;
+        self.metrics
+            .buffered_body_bytes
+            .fetch_sub(held, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl BodyBudget {
-    pub fn new(bytes: usize, slots: usize) -> BodyBudget {
+    pub fn new(bytes: usize, slots: usize, metrics: Arc<crate::metrics::Metrics>) -> BodyBudget {
         BodyBudget {
             bytes: Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))),
             slots: Arc::new(Semaphore::new(slots.min(Semaphore::MAX_PERMITS))),
             capacity: bytes,
+            metrics,
         }
     }
 
@@ -128,6 +140,7 @@ impl BodyBudget {
         Ok(BudgetGuard {
             _slot: slot,
             bytes: None,
+            metrics: self.metrics.clone(),
         })
     }
 
@@ -145,6 +158,9 @@ impl BodyBudget {
             Some(held) => held.merge(p),
             None => guard.bytes = Some(p),
         }
+        self.metrics
+            .buffered_body_bytes
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -356,7 +372,7 @@ mod tests {
 
     #[test]
     fn budget_admits_until_full() {
-        let b = BodyBudget::new(100, 2);
+        let b = BodyBudget::new(100, 2, Default::default());
         let mut g1 = b.admit().unwrap();
         b.reserve(&mut g1, 60).unwrap();
         let mut g2 = b.admit().unwrap();
@@ -366,6 +382,12 @@ mod tests {
         drop(g1);
         b.reserve(&mut g2, 50).unwrap();
         assert_eq!(b.in_use(), 50);
+        assert_eq!(
+            b.metrics
+                .buffered_body_bytes
+                .load(std::sync::atomic::Ordering::Relaxed),
+            50
+        );
     }
 
     #[test]

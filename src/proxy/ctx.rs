@@ -197,8 +197,9 @@ impl RequestCtx {
     /// request); the strictest decision stands.
     pub fn record_inspection(&mut self, r: &Inspection, metrics: &crate::metrics::Metrics) {
         let rank = |d: &str| match d {
-            "block" | "would-block" => 2,
-            "redact" | "would-redact" => 1,
+            "block" | "would-block" => 3,
+            "redact" | "would-redact" => 2,
+            "pseudonymize" | "would-pseudonymize" => 1,
             _ => 0,
         };
         let decision = match (r.decision, self.dry_run) {
@@ -207,6 +208,8 @@ impl RequestCtx {
             (Decision::Redact, false) => "redact",
             (Decision::Block, true) => "would-block",
             (Decision::Redact, true) => "would-redact",
+            (Decision::Pseudonymize, false) => "pseudonymize",
+            (Decision::Pseudonymize, true) => "would-pseudonymize",
         };
         if rank(decision) >= rank(self.record.decision) {
             self.record.decision = decision;

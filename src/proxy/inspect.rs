@@ -100,6 +100,8 @@ pub(crate) enum ReadBody {
 pub(crate) struct Inspected {
     pub verdict: Verdict,
     pub headers: HeaderMap,
+    /// For an LLM API call: what its answer is restored with.
+    pub restore: Option<crate::detect::pseudonymize::Restorer>,
 }
 
 /// The inspect phase: judge URL, headers and body on the pool; record the report.
@@ -128,6 +130,7 @@ pub(crate) async fn run(
         port: route.target.port,
         headers,
         client: ctx.conn.client,
+        user: ctx.user.clone(),
         id: ctx.id.clone(),
         floor: route.floor,
         body: match body {
@@ -136,13 +139,17 @@ pub(crate) async fn run(
         },
     };
     let inspected_bytes = job.body.as_ref().map_or(0, |b| b.len() as u64);
-    let (verdict, report, headers) = pool.run(small, move || job.inspect()).await?;
+    let (verdict, mut report, headers) = pool.run(small, move || job.inspect()).await?;
     metrics
         .bytes_inspected
         .fetch_add(inspected_bytes, std::sync::atomic::Ordering::Relaxed);
     metrics.inspect_latency.observe(started.elapsed());
     ctx.record_inspection(&report, metrics);
-    Ok(Inspected { verdict, headers })
+    Ok(Inspected {
+        verdict,
+        headers,
+        restore: report.restore.take(),
+    })
 }
 
 /// Everything one inspection needs, owned, so it can move to a pool thread.
@@ -154,6 +161,8 @@ struct Job {
     port: u16,
     headers: HeaderMap,
     client: SocketAddr,
+    /// The authenticated proxy user: the scope of pseudonyms (else the client address).
+    user: Option<std::sync::Arc<str>>,
     id: String,
     floor: Option<crate::detect::rules::Action>,
     body: Option<Bytes>,
@@ -173,13 +182,15 @@ impl Job {
         };
         let engine = &self.live.engine;
         let (verdict, report) = match &self.body {
-            Some(b) => engine.inspect_report(&info, b),
+            // The respond phase restores the answer (`Inspected::restore`), so LLM API
+            // calls may be pseudonymized.
+            Some(b) => engine.inspect_for_llm(&info, b, self.user.as_deref()),
             None => {
                 tracing::info!(
                     cap = self.live.cfg.max_inspect_bytes,
                     "body larger than the inspection cap"
                 );
-                engine.too_large_report(&info)
+                engine.too_large_for_llm(&info, self.user.as_deref())
             }
         };
         (verdict, report, self.headers)

@@ -27,12 +27,14 @@ mod hygiene;
 mod inspect;
 mod listener;
 mod pipeline;
+mod pseudonym;
 pub mod refusal;
 pub mod resolve;
 mod respond;
 mod route;
 mod state;
 pub mod upstream;
+pub mod websocket;
 
 pub use listener::serve_with_shutdown;
 pub use respond::BodyFilter;
@@ -58,6 +60,8 @@ pub enum ProxyError {
     Audit(#[from] crate::audit::AuditError),
     #[error(transparent)]
     Admin(#[from] crate::admin::AdminAuthError),
+    #[error(transparent)]
+    Pseudonymize(#[from] crate::detect::pseudonymize::PseudonymizeError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,

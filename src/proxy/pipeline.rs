@@ -25,6 +25,7 @@ use super::respond::{self, Handshake};
 use super::route;
 use super::state::ProxyState;
 use super::upstream::{self, Outgoing};
+use super::websocket;
 use crate::audit::AuditEvent;
 use crate::detect::engine::Verdict;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Version};
@@ -125,31 +126,42 @@ async fn phases(
     // Inspect, then rewrite.
     let inspected = inspect::run(state, ctx, &route, &parts.method, &uri, headers, &read).await?;
     drop(read);
-    let out = rewrite(ctx, inspected, parts.method, pq, pass_body, websocket)?;
+    let out = rewrite(
+        ctx,
+        inspected,
+        parts.method,
+        pq,
+        pass_body,
+        websocket,
+        state,
+    )?;
 
     // Upstream, then respond.
     let resp = upstream::send(state, &live, &route, out).await?;
-    let relay_state = state.clone();
+    let session = handshake.is_some().then(|| websocket::Session {
+        state: state.clone(),
+        live: live.clone(),
+        route: route.clone(),
+        request_id: ctx.id.clone(),
+        client: ctx.conn.client,
+        user: ctx.user.clone(),
+        deflate: None,
+    });
     let relay_span = tracing::Span::current();
     Ok(respond::respond(
         ctx,
         resp,
         handshake,
-        move |client, server| {
+        move |client, server, headers| {
+            let Some(mut session) = session else { return };
+            session.deflate = websocket::negotiated_deflate(headers);
             tokio::spawn(
                 async move {
-                    let _state = relay_state;
                     match tokio::try_join!(client, server) {
-                        Ok((c, s)) => {
-                            let (mut c, mut s) = (
-                                hyper_util::rt::TokioIo::new(c),
-                                hyper_util::rt::TokioIo::new(s),
-                            );
-                            let r = tokio::io::copy_bidirectional(&mut c, &mut s).await;
-                            tracing::debug!(result = ?r, "websocket closed");
-                        }
+                        Ok((c, s)) => websocket::relay(session, c, s).await,
                         Err(e) => tracing::debug!(error = %e, "upgrade failed"),
                     }
+                    tracing::debug!("websocket closed");
                 }
                 .instrument(relay_span),
             );
@@ -191,7 +203,17 @@ fn rewrite(
     path_and_query: Option<http::uri::PathAndQuery>,
     original: ProxyBody,
     websocket: bool,
+    state: &ProxyState,
 ) -> Result<Outgoing, Stop> {
+    if let (Some(restorer), false) = (inspected.restore, websocket) {
+        let path = path_and_query.as_ref().map_or("/", |p| p.path());
+        ctx.response_filter = Some(Box::new(super::pseudonym::RestoreFilter::new(
+            restorer,
+            path,
+            ctx.live.cfg.max_inspect_bytes,
+            state.metrics.clone(),
+        )));
+    }
     let (headers, body) = match inspected.verdict {
         Verdict::Pass { would } => {
             ctx.note_would(would);
@@ -222,7 +244,7 @@ fn refuse(state: &ProxyState, ctx: &mut RequestCtx, r: Refusal) -> Response<Prox
     // then the origin failed); the reason says what happened.
     let decided = matches!(
         ctx.record.decision,
-        "allow" | "redact" | "would-block" | "would-redact"
+        "allow" | "redact" | "pseudonymize" | "would-block" | "would-redact" | "would-pseudonymize"
     );
     if !(decided && matches!(r, Refusal::Upstream { .. })) {
         ctx.record.decision = r.decision();

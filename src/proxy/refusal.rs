@@ -144,11 +144,16 @@ pub fn upstream(e: &hyper_util::client::legacy::Error, dest: &str) -> Refusal {
     let mut root: &dyn std::error::Error = e;
     let mut cur: Option<&dyn std::error::Error> = Some(e);
     while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
-            if let Some(t) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        // io::Error's `source` skips the error it wraps, and connectors wrap io errors in
+        // io errors: unwrap them by hand to find a TLS error inside.
+        let mut io = err.downcast_ref::<std::io::Error>();
+        while let Some(e) = io {
+            timed_out |= e.kind() == std::io::ErrorKind::TimedOut;
+            let inner = e.get_ref();
+            if let Some(t) = inner.and_then(|i| i.downcast_ref::<rustls::Error>()) {
                 tls = Some(t);
             }
+            io = inner.and_then(|i| i.downcast_ref::<std::io::Error>());
         }
         if let Some(t) = err.downcast_ref::<rustls::Error>() {
             tls = Some(t);

@@ -109,14 +109,14 @@ pub(crate) fn respond(
     ctx: &mut RequestCtx,
     mut resp: Response<Incoming>,
     handshake: Option<Handshake>,
-    on_switch: impl FnOnce(hyper::upgrade::OnUpgrade, hyper::upgrade::OnUpgrade),
+    on_switch: impl FnOnce(hyper::upgrade::OnUpgrade, hyper::upgrade::OnUpgrade, &http::HeaderMap),
 ) -> Result<Response<ProxyBody>, Refusal> {
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     let websocket = match (switching, handshake) {
         (false, _) => false,
         (true, Some(hs)) if completes_handshake(&resp, &hs.key) => {
             let server = hyper::upgrade::on(&mut resp);
-            on_switch(hs.client, server);
+            on_switch(hs.client, server, resp.headers());
             true
         }
         // A 101 the client did not ask for (or a broken one) would turn the connection

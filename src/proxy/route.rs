@@ -101,27 +101,47 @@ fn inspect_host(
     let live = ctx.live.clone();
     let engine = &live.engine;
     let written = normalize_host_keep_case(written_host);
-    let Ok(uri) = format!("http://{written}/").parse::<http::Uri>() else {
-        return Ok(target.host.clone());
+    // DNS names are case-insensitive and clients lower-case them: a single-case secret
+    // (an AWS key id, hex) survives as its lower-case spelling. Judge the name as
+    // written and, if that finds nothing, upper-cased.
+    let upper = written.to_ascii_uppercase();
+    let spellings: &[&str] = if upper == written {
+        &[&written]
+    } else {
+        &[&written, &upper]
     };
     let headers = HeaderMap::new();
-    let info = RequestInfo {
-        method: &ctx.method,
-        uri: &uri,
-        host: &target.host,
-        port: target.port,
-        headers: &headers,
-        client: ctx.conn.client,
-        request_id: &ctx.id,
-        floor: None,
-    };
-    let (verdict, report) = engine.inspect_report(&info, &Bytes::new());
-    if report.findings.is_empty() {
-        return Ok(target.host.clone());
+    let mut found = None;
+    for spelling in spellings {
+        // The engine reads the path of a URL, not its authority: hand the name over as a
+        // path so every rule sees it.
+        let Ok(uri) = format!("http://host-name.invalid/{spelling}").parse::<http::Uri>() else {
+            continue;
+        };
+        let info = RequestInfo {
+            method: &ctx.method,
+            uri: &uri,
+            host: &target.host,
+            port: target.port,
+            headers: &headers,
+            client: ctx.conn.client,
+            request_id: &ctx.id,
+            floor: None,
+        };
+        let (verdict, report) = engine.inspect_report(&info, &Bytes::new());
+        if !report.counts.is_empty() || !report.findings.is_empty() {
+            found = Some((verdict, report, *spelling));
+            break;
+        }
     }
+    let Some((verdict, report, spelling)) = found else {
+        return Ok(target.host.clone());
+    };
     ctx.record_inspection(&report, &state.metrics);
-    let masked = hygiene::mask_host(engine.scanner(), &written)
+    let masked = hygiene::mask_host(engine.scanner(), spelling)
+        .map(|m| m.to_ascii_lowercase())
         .unwrap_or_else(|| crate::detect::scan::preview(written.as_bytes()));
+    ctx.dest = format!("{masked}:{}", target.port);
     match verdict {
         Verdict::Respond(r) => {
             tracing::warn!(dest = %masked, "host name holds a finding: refused before any DNS lookup");

@@ -7,6 +7,7 @@ use crate::audit::{AuditEvent, AuditLog, Fingerprinter};
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigSource, Mode};
 use crate::detect::engine::Engine;
+use crate::detect::pseudonymize::Pseudonymizer;
 use crate::metrics::Metrics;
 use crate::tls::CertificateAuthority;
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -31,8 +32,17 @@ pub struct Live {
 impl Live {
     /// Compile the rule pack and the user table of `cfg`. CPU-heavy (regex compilation,
     /// one Argon2 hash for the decoy): call it off the async workers on a reload.
-    pub fn build(cfg: Config, fp: &Fingerprinter) -> Result<Live, ProxyError> {
-        let engine = Engine::new(&cfg)?.with_fingerprinter(fp.clone());
+    /// `pseudo`: the process's key and vault (kept across reloads), when
+    /// pseudonymization is on.
+    pub fn build(
+        cfg: Config,
+        fp: &Fingerprinter,
+        pseudo: Option<&Arc<Pseudonymizer>>,
+    ) -> Result<Live, ProxyError> {
+        let mut engine = Engine::new(&cfg)?.with_fingerprinter(fp.clone());
+        if let Some(p) = pseudo.filter(|_| cfg.pseudonymize.enabled) {
+            engine = engine.with_pseudonymizer(p.clone());
+        }
         let auth = if cfg.users.is_empty() {
             None
         } else {
@@ -73,6 +83,9 @@ pub struct ProxyState {
     /// Recent decisions for the operator console (with an admin listener).
     pub recent: Option<crate::admin::console::Recent>,
     fingerprinter: Fingerprinter,
+    /// The pseudonym key and vault (`[pseudonymize]`), created at start when enabled:
+    /// a reload keeps them (the vault must survive it).
+    pseudonymizer: Option<Arc<Pseudonymizer>>,
     ready: AtomicBool,
     /// One reload at a time (a second waits; it then reads the newest file).
     reloading: tokio::sync::Mutex<()>,
@@ -115,10 +128,23 @@ impl ProxyState {
         let connections = Arc::new(tokio::sync::Semaphore::new(
             cfg.max_connections.min(tokio::sync::Semaphore::MAX_PERMITS),
         ));
-        let budget = super::body::BodyBudget::new(cfg.body_budget_bytes, cfg.max_buffered_bodies);
+        let metrics = Arc::new(Metrics::default());
+        let budget = super::body::BodyBudget::new(
+            cfg.body_budget_bytes,
+            cfg.max_buffered_bodies,
+            metrics.clone(),
+        );
         let inspect_pool = super::inspect::InspectPool::new(cfg.inspect_threads);
+        let pseudonymizer = if cfg.pseudonymize.enabled {
+            Some(Arc::new(Pseudonymizer::from_config(
+                &cfg.pseudonymize,
+                &cfg.ca_dir(),
+            )?))
+        } else {
+            None
+        };
         let recent = cfg.admin.map(|_| crate::admin::console::Recent::default());
-        let live = Live::build(cfg, &fingerprinter)?;
+        let live = Live::build(cfg, &fingerprinter, pseudonymizer.as_ref())?;
         Ok(Arc::new(ProxyState {
             live: ArcSwap::from_pointee(live),
             source,
@@ -126,11 +152,12 @@ impl ProxyState {
             client,
             ws_client,
             pins,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             audit: ArcSwapOption::new(audit),
             audit_thread: Mutex::new(audit_thread),
             recent,
             fingerprinter,
+            pseudonymizer,
             ready: AtomicBool::new(false),
             reloading: tokio::sync::Mutex::new(()),
             graceful: Mutex::new(Some(GracefulShutdown::new())),
@@ -207,9 +234,10 @@ impl ProxyState {
         };
         let _one = self.reloading.lock().await;
         let fp = self.fingerprinter.clone();
+        let pseudo = self.pseudonymizer.clone();
         let built = tokio::task::spawn_blocking(move || {
             let cfg = source.load()?;
-            Live::build(cfg, &fp)
+            Live::build(cfg, &fp, pseudo.as_ref())
         })
         .await
         .map_err(|e| ProxyError::Reload(e.to_string()))?;
@@ -233,6 +261,27 @@ impl ProxyState {
             (
                 "connect_timeout_secs",
                 o.connect_timeout_secs != n.connect_timeout_secs,
+            ),
+            (
+                "upstream_idle_secs",
+                o.upstream_idle_secs != n.upstream_idle_secs,
+            ),
+            ("max_connections", o.max_connections != n.max_connections),
+            (
+                "body_budget_bytes",
+                o.body_budget_bytes != n.body_budget_bytes,
+            ),
+            (
+                "max_buffered_bodies",
+                o.max_buffered_bodies != n.max_buffered_bodies,
+            ),
+            ("inspect_threads", o.inspect_threads != n.inspect_threads),
+            (
+                "pseudonymize (enabling it, key_file, vault bounds)",
+                (n.pseudonymize.enabled && self.pseudonymizer.is_none())
+                    || o.pseudonymize.key_file != n.pseudonymize.key_file
+                    || o.pseudonymize.vault_max_bytes != n.pseudonymize.vault_max_bytes
+                    || o.pseudonymize.vault_ttl_secs != n.pseudonymize.vault_ttl_secs,
             ),
         ] {
             if changed {

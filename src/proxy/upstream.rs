@@ -1,6 +1,6 @@
 //! The upstream phase and the pooled client towards origins: rustls (ring) trusting
 //! system roots, Mozilla roots and the configured extra CAs; ALPN offers h2 and
-//! http/1.1; idle pooled connections are closed after [`POOL_IDLE`].
+//! http/1.1; idle pooled connections are closed after `upstream_idle_secs`.
 
 use super::body::ProxyBody;
 use super::ctx::Route;
@@ -21,9 +21,6 @@ use rustls::RootCertStore;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Pooled connections idle this long are closed (the pool needs a timer to notice).
-pub const POOL_IDLE: Duration = Duration::from_secs(30);
 
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector<PinnedResolver>>, ProxyBody>;
 
@@ -83,9 +80,10 @@ pub fn client(
         builder.enable_http1().wrap_connector(http)
     };
     Client::builder(TokioExecutor::new())
+        // Without a timer the pool never notices idle connections.
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .pool_idle_timeout(POOL_IDLE)
+        .pool_idle_timeout(Duration::from_secs(cfg.upstream_idle_secs))
         .build(connector)
 }
 

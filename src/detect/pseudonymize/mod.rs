@@ -30,6 +30,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `matched` with every placeholder-shaped span blanked out (spaces), or `None` when it
+/// holds none. A finding whose blanked text no longer matches any rule matched only
+/// because of our own placeholder (`password=CG_PASSWORD_…` sent back by the client):
+/// it carries no value and is not flagged again. A real value beside a placeholder
+/// still matches, so that finding stays.
+pub fn blank_placeholders(matched: &[u8]) -> Option<Vec<u8>> {
+    let mut spans = find_placeholders(matched).peekable();
+    spans.peek()?;
+    let mut out = matched.to_vec();
+    for sp in spans {
+        out[sp].fill(b' ');
+    }
+    Some(out)
+}
+
 /// `[pseudonymize]` in the configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -38,8 +53,9 @@ pub struct PseudonymizeConfig {
     /// the rule's usual block/redact action there too).
     pub enabled: bool,
     /// The instance key (created with 32 random bytes, mode 0600, when missing). Every
-    /// instance of a fleet must use the same file content.
-    pub key_file: PathBuf,
+    /// instance of a fleet must use the same file content. Default: `pseudonym.key` in
+    /// the CA directory, beside the other secret ClawGuard keeps.
+    pub key_file: Option<PathBuf>,
     /// Upper bound of the vault's memory, in bytes.
     pub vault_max_bytes: u64,
     /// A vault entry unused for this long expires.
@@ -53,7 +69,7 @@ impl Default for PseudonymizeConfig {
     fn default() -> Self {
         PseudonymizeConfig {
             enabled: true,
-            key_file: PathBuf::from("~/.clawguard/pseudonym.key"),
+            key_file: None,
             vault_max_bytes: 64 * 1024 * 1024,
             vault_ttl_secs: 24 * 3600,
             exclude_hosts: Vec::new(),
@@ -153,9 +169,17 @@ impl Pseudonymizer {
         }
     }
 
-    /// The key file and vault bounds of `cfg` (`key_file` with `~` expanded).
-    pub fn from_config(cfg: &PseudonymizeConfig) -> Result<Pseudonymizer, PseudonymizeError> {
-        let key = load_or_create_key(&crate::config::expand_home(&cfg.key_file))?;
+    /// The key file and vault bounds of `cfg` (`key_file` with `~` expanded; unset:
+    /// `pseudonym.key` in `ca_dir`).
+    pub fn from_config(
+        cfg: &PseudonymizeConfig,
+        ca_dir: &Path,
+    ) -> Result<Pseudonymizer, PseudonymizeError> {
+        let path = match &cfg.key_file {
+            Some(p) => crate::config::expand_home(p),
+            None => ca_dir.join("pseudonym.key"),
+        };
+        let key = load_or_create_key(&path)?;
         Ok(Pseudonymizer::new(
             key,
             Vault::new(cfg.vault_max_bytes, Duration::from_secs(cfg.vault_ttl_secs)),
@@ -312,17 +336,13 @@ mod tests {
     #[test]
     fn same_key_file_same_placeholders() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = PseudonymizeConfig {
-            key_file: dir.path().join("sub/pseudonym.key"),
-            ..PseudonymizeConfig::default()
-        };
-        let a = Pseudonymizer::from_config(&cfg).unwrap();
-        let b = Pseudonymizer::from_config(&cfg).unwrap();
+        let cfg = PseudonymizeConfig::default();
+        let ca_dir = dir.path().join("sub");
+        let a = Pseudonymizer::from_config(&cfg, &ca_dir).unwrap();
+        let b = Pseudonymizer::from_config(&cfg, &ca_dir).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&cfg.key_file)
-            .unwrap()
-            .permissions()
-            .mode();
+        let key_file = ca_dir.join("pseudonym.key");
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let s = Scope::client("10.0.0.7".parse().unwrap());
         let pa = a
@@ -335,18 +355,31 @@ mod tests {
         assert!(b.restorer(s).lookup(pa.as_bytes()).is_some());
         // Whitespace around the key does not change it.
         let copy = dir.path().join("copy.key");
-        let content = std::fs::read_to_string(&cfg.key_file).unwrap();
+        let content = std::fs::read_to_string(&key_file).unwrap();
         std::fs::write(&copy, format!("  {}\n\n", content.trim())).unwrap();
-        let c = Pseudonymizer::from_config(&PseudonymizeConfig {
-            key_file: copy,
-            ..cfg.clone()
-        })
+        let c = Pseudonymizer::from_config(
+            &PseudonymizeConfig {
+                key_file: Some(copy),
+                ..cfg.clone()
+            },
+            Path::new("/nonexistent"),
+        )
         .unwrap();
         let s = Scope::client("10.0.0.7".parse().unwrap());
         assert_eq!(
             c.issuer(s).issue("IDNUM", b"11010519491231002X").unwrap(),
             pa
         );
+    }
+
+    #[test]
+    fn blanking_placeholders() {
+        assert_eq!(
+            blank_placeholders(b"key=CG_KEY_abcdefghijklm;").unwrap(),
+            b"key=                    ;"
+        );
+        assert_eq!(blank_placeholders(b"13800138000"), None);
+        assert_eq!(blank_placeholders(b"CG_KEY_abcdefghijk"), None); // not the grammar
     }
 
     #[test]
@@ -359,3 +392,6 @@ mod tests {
         assert!(!e.contains("short"), "never echo key material: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests_engine;

@@ -3,8 +3,8 @@
 //! [`ResponseRestorer`] is pure: bytes in, bytes out, no I/O. It undoes the response's
 //! `Content-Encoding` (gzip, deflate, br, zstd; the result goes to the client
 //! identity-encoded), cuts the body into documents by its type ([`framing`]) and
-//! restores placeholders in each ([`events`]). [`RestoreBody`] wraps any HTTP body with
-//! it for the proxy.
+//! restores placeholders in each ([`events`]). The proxy's respond phase runs it over the
+//! streamed answer (`proxy::pseudonym`).
 //!
 //! Memory per response is bounded: one incomplete event or line (at most
 //! [`framing::MAX_UNIT`]), or for a non-streamed JSON document the caller's cap; the
@@ -20,15 +20,11 @@ pub mod framing;
 pub mod json;
 
 use super::Restorer;
-use bytes::Bytes;
 use events::Events;
 pub use events::Stats;
 use framing::Framer;
 use http::{header, HeaderMap};
-use hyper::body::{Body, Frame, SizeHint};
 use std::io::Write;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 /// Which API a response answers, from the request path: it decides which string
 /// fields are streamed fragments.
@@ -263,89 +259,6 @@ impl ResponseRestorer {
 
     pub fn stats(&self) -> Stats {
         self.events.stats
-    }
-}
-
-/// An HTTP body with placeholders restored as it streams. Data frames pass through the
-/// filter as they arrive (a frame whose bytes are all held back yields nothing yet);
-/// trailers follow the flushed rest.
-pub struct RestoreBody<B> {
-    inner: B,
-    filter: ResponseRestorer,
-    ended: bool,
-    trailers: Option<HeaderMap>,
-    on_end: Option<Box<dyn FnOnce(Stats) + Send>>,
-}
-
-impl<B> RestoreBody<B> {
-    /// `on_end` gets the counts once the body is done (for a log line or metrics).
-    pub fn new(
-        inner: B,
-        filter: ResponseRestorer,
-        on_end: Option<Box<dyn FnOnce(Stats) + Send>>,
-    ) -> RestoreBody<B> {
-        RestoreBody {
-            inner,
-            filter,
-            ended: false,
-            trailers: None,
-            on_end,
-        }
-    }
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-impl<B> Body for RestoreBody<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        loop {
-            if this.ended {
-                return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))));
-            }
-            let mut out = Vec::new();
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => this.filter.push(&data, &mut out)?,
-                    Err(frame) => {
-                        if let Ok(t) = frame.into_trailers() {
-                            this.trailers = Some(t);
-                        }
-                        continue;
-                    }
-                },
-                Poll::Ready(None) => {
-                    this.ended = true;
-                    this.filter.finish(&mut out)?;
-                    if let Some(f) = this.on_end.take() {
-                        f(this.filter.stats());
-                    }
-                }
-            }
-            if !out.is_empty() {
-                return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.ended && self.trailers.is_none()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
     }
 }
 
