@@ -857,3 +857,65 @@ async fn an_origin_presenting_a_ca_certificate_is_explained() {
     );
     assert!(!out.body.contains("OtherError"), "{}", out.body);
 }
+
+// ---------------------------------------------------------------------------------
+// Class 13: an SNI with a port (or otherwise malformed) falls back to the CONNECT host.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sni_with_a_port_falls_back_to_the_connect_authority() {
+    if skip_if(!have_openssl(), "the openssl command is missing") {
+        return;
+    }
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    let port = origin.tls_addr.port();
+    // What the `hey` load generator does: SNI `host:port`.
+    let mut child = command("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-proxy",
+            &proxy.addr.to_string(),
+            "-connect",
+            &format!("localhost:{port}"),
+            "-servername",
+            &format!("localhost:{port}"),
+            "-CAfile",
+            path_str(&proxy.ca_pem),
+            "-verify_return_error",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(
+            format!("GET /sni HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
+        .await
+        .expect("openssl finished")
+        .unwrap();
+    drop(stdin);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("HTTP/1.1 200"),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        proxy.log()
+    );
+    origin.last("/sni");
+}
+
+fn have_openssl() -> bool {
+    std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
