@@ -15,7 +15,7 @@
 use super::body::{self, ProxyBody};
 use super::ctx::{Conn, RequestCtx, Route};
 use super::pipeline::Stop;
-use super::refusal::{Refusal, UpstreamKind};
+use super::refusal::{self, Refusal};
 use super::route;
 use super::sni_fallback;
 use super::state::ProxyState;
@@ -60,20 +60,8 @@ pub(crate) async fn open<B>(
         let timeout = Duration::from_secs(ctx.live.cfg.connect_timeout_secs);
         let dest = &approved.route.dest;
         match tokio::time::timeout(timeout, TcpStream::connect(&approved.route.addrs[..])).await {
-            Err(_) => {
-                return Err(Refusal::Upstream {
-                    kind: UpstreamKind::Timeout,
-                    message: format!("timed out connecting to {dest}"),
-                }
-                .into())
-            }
-            Ok(Err(e)) => {
-                return Err(Refusal::Upstream {
-                    kind: UpstreamKind::Connect,
-                    message: format!("cannot connect to {dest}: {e}"),
-                }
-                .into())
-            }
+            Err(_) => return Err(refusal::connect_timeout(dest).into()),
+            Ok(Err(e)) => return Err(refusal::connect_failed(dest, &e).into()),
             Ok(Ok(s)) => Some(s),
         }
     } else {
