@@ -258,6 +258,64 @@ async fn connections_over_the_limit_are_refused_clearly() {
     );
 }
 
+/// Out of file descriptors (EMFILE), the accept loop backs off instead of spinning, and
+/// serves again once descriptors are free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_errors_back_off_and_recover() {
+    if skip_if(!have("prlimit"), "prlimit (util-linux) is missing") {
+        return;
+    }
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    // Leave the running proxy a handful of descriptors beyond those it holds.
+    let open = std::fs::read_dir(format!("/proc/{}/fd", proxy.pid()))
+        .unwrap()
+        .count();
+    // The soft limit only: raising it back later needs no privilege.
+    let limit = format!("--nofile={}:", open + 4);
+    let st = std::process::Command::new("prlimit")
+        .args(["--pid", &proxy.pid().to_string(), &limit])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // More idle connections than it can accept: the rest wait in the backlog while
+    // accept(2) fails with EMFILE.
+    let started = std::time::Instant::now();
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(TcpStream::connect(proxy.addr).await.unwrap());
+    }
+    proxy.wait_for_log("accept failed").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(held);
+    let raise = format!("--nofile={}:", open + 256);
+    let st = std::process::Command::new("prlimit")
+        .args(["--pid", &proxy.pid().to_string(), &raise])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Serving again.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let out = curl(&["-x", &proxy.url(), &origin.http("/after-emfile")]).await;
+        if out.status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", out.stderr);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A spinning loop fails accept(2) hundreds of thousands of times a second; backing
+    // off (5 ms doubling to 1 s) fails a few times plus about once a second. The bound
+    // grows with the time the test really took, so a slow machine cannot fail it.
+    let errors = metric(&metrics(&proxy).await, "clawguard_accept_errors_total");
+    let bound = 50 + 4 * started.elapsed().as_secs();
+    assert!(
+        errors >= 1 && errors <= bound,
+        "{errors} accept errors (bound {bound})"
+    );
+}
+
 // ---------------------------------------------------------------------------------
 // Class 3: Argon2 is bounded, cached and throttled.
 
