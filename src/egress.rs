@@ -81,7 +81,7 @@ pub enum Denied {
     Rule(String, usize),
     #[error("destination {0} is a cloud metadata endpoint ({1})")]
     Metadata(String, &'static str),
-    #[error("destination {0} is a loopback, link-local or private address (allow_private is off)")]
+    #[error("destination {0} is a loopback, link-local or private address, refused by default: pass --allow-private (config [egress] allow_private = true) or allow just it with an [[egress.rule]]")]
     Private(String),
     #[error("destination {0} is not on the allow list")]
     NotListed(String),
