@@ -344,6 +344,12 @@ fn openclaw_corpus_requests() {
         ),
     ] {
         let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
+            // Under CI a missing corpus fails the test instead of passing silently.
+            assert!(
+                !matches!(std::env::var("CI").as_deref(), Ok("true" | "1")),
+                "CI=true and {} is missing",
+                dir.join(name).display()
+            );
             eprintln!("SKIP openclaw_corpus_requests: {name} not found");
             return;
         };
