@@ -950,6 +950,7 @@ fn finish(svc: &IcapService, origin: &Origin, http: &HttpHead, a: Audited, start
             path,
             decision: a.decision.to_string(),
             reason: a.reason,
+            cause: None,
             findings: a.findings,
         });
     }
