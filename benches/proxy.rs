@@ -336,7 +336,17 @@ impl Proxy {
 }
 
 impl Drop for Proxy {
+    /// SIGTERM first, so a proxy run under a profiler (callgrind, see `main`) exits
+    /// normally and writes its output; SIGKILL if it has not gone after a while.
     fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        for _ in 0..600 {
+            if self.child.try_wait().is_ok_and(|s| s.is_some()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -89,6 +89,20 @@ pub enum Denied {
     Unresolvable(String, String),
 }
 
+impl Denied {
+    /// A short, stable phrase for the cause (the `reason` field of the log line and the
+    /// `cause` of the audit record): never names the destination.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            Denied::Rule(..) => "egress rule",
+            Denied::Metadata(..) => "metadata endpoint",
+            Denied::Private(_) => "private address",
+            Denied::NotListed(_) => "not allow-listed",
+            Denied::Unresolvable(..) => "unresolvable",
+        }
+    }
+}
+
 /// What the proxy should do with an allowed destination.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Allowed {
