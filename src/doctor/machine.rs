@@ -150,12 +150,21 @@ impl Process {
             .join(" ")
     }
 
-    /// Whether the program (or the script an interpreter runs) is named `name…`.
+    /// Whether the program (or the script an interpreter runs) is `name`.
+    ///
+    /// Exactly `name`, as a script (`name.mjs`), or, for OpenClaw, one of its own
+    /// processes (`openclaw-gateway`); not a mere prefix: test binaries such as
+    /// `clawguard-<hash>` or `openclaw_e2e-<hash>` are neither.
     pub fn runs(&self, name: &str) -> bool {
-        self.argv
-            .iter()
-            .take(2)
-            .any(|a| file_name(a).starts_with(name))
+        self.argv.iter().take(2).any(|a| {
+            let f = file_name(a);
+            f.strip_prefix(name).is_some_and(|rest| {
+                rest.is_empty()
+                    || rest == ".mjs"
+                    || rest == ".js"
+                    || (name == "openclaw" && rest.starts_with('-'))
+            })
+        })
     }
 }
 
@@ -171,4 +180,35 @@ pub fn owner_mode(p: &Path) -> Option<(u32, u32)> {
     std::fs::symlink_metadata(p)
         .ok()
         .map(|m| (m.uid(), m.mode() & 0o7777))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(argv: &[&str]) -> Process {
+        Process {
+            pid: 1,
+            uid: 0,
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn processes_are_recognised_by_program_name_not_prefix() {
+        assert!(p(&[
+            "node",
+            "/usr/lib/node_modules/openclaw/openclaw.mjs",
+            "gateway"
+        ])
+        .runs("openclaw"));
+        assert!(p(&["openclaw-gateway"]).runs("openclaw"));
+        assert!(p(&["/usr/bin/clawguard", "run"]).runs("clawguard"));
+        assert!(!p(&["target/debug/deps/openclaw_e2e-a5e974c9"]).runs("openclaw"));
+        assert!(!p(&["target/debug/deps/clawguard-8a9e754b"]).runs("clawguard"));
+        assert_eq!(
+            p(&["node", "/usr/bin/openclaw", "--token=x", "gateway"]).short(),
+            "node openclaw"
+        );
+    }
 }

@@ -59,7 +59,10 @@ fn owner(m: &Machine, oc: &OpenClaw) -> Check {
                 "{} belongs to root: OpenClaw is set up to run as the superuser",
                 oc.state_dir.display()
             ))
-            .fix("create a dedicated account (`useradd -m openclaw`), move the state there (`mv /root/.openclaw /home/openclaw/ && chown -R openclaw: /home/openclaw/.openclaw`) and run OpenClaw as that user"),
+            .fix(format!(
+                "create a dedicated account (`useradd -m openclaw`), move the state there (`mv {} /home/openclaw/.openclaw && chown -R openclaw: /home/openclaw/.openclaw`) and run OpenClaw as that user",
+                oc.state_dir.display()
+            )),
         Some((uid, _)) => Check::new(id, guide::NO_ROOT, Status::Pass).evidence(format!(
             "{} belongs to {}",
             oc.state_dir.display(),
