@@ -38,6 +38,8 @@ fuzz_target!(|data: &[u8]| {
         start: ra,
         end: rb,
         rule: Arc::from("r"),
+        // Half the inputs redact with a pseudonymization placeholder instead of the marker.
+        replacement: (sel[0] & 2 != 0).then(|| Arc::from("PH_EMAIL_abcdef")),
     }];
     let out = match v.kind {
         BodyKind::Json => redact::json(body, spans, v.nested_json),
