@@ -537,6 +537,16 @@ fn main() {
             per_conn: 1,
         }
     };
+    // CLAWGUARD_BENCH_ROUNDS=N: N rounds instead of the default. Two runs with different N
+    // under `CLAWGUARD_BENCH_BIN=<callgrind wrapper>` give instructions per request as the
+    // difference of the totals (start-up and rule compilation cancel out).
+    let mut sizes = sizes;
+    if let Some(n) = std::env::var("CLAWGUARD_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        sizes.rounds = n;
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

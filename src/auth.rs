@@ -1,19 +1,44 @@
 //! Proxy authentication: `Proxy-Authorization: Basic` against users whose passwords are
 //! stored as Argon2id hashes (PHC strings) in the config.
 //!
-//! Argon2 is deliberately slow, so a credential that verified once is remembered by its
-//! SHA-256 digest; a wrong or unknown one is checked in full every time (an unknown user
-//! costs the same as a known one, so timing does not reveal user names).
+//! Argon2 is deliberately slow and memory-hungry (19 MiB per check with the default
+//! cost), so nobody may make the proxy run it at will:
+//!
+//! - at most one check per core runs at once, on tokio's blocking threads; a bounded
+//!   number wait for one ([`MAX_WAITING`]), beyond that the answer is "busy";
+//! - a credential that verified is remembered, one that failed too (for
+//!   [`NEGATIVE_TTL`]): repeating it costs nothing. Both caches are keyed by an HMAC of
+//!   the presented header under a per-process random key, never by the credential;
+//! - a client address that keeps failing waits: after [`FREE_FAILURES`] failures each
+//!   further attempt needs a pause that doubles up to [`MAX_BACKOFF`], and is answered
+//!   `429` without any Argon2 work until then.
+//!
+//! An unknown user costs the same as a known one, so timing does not reveal user names.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, PasswordVerifier};
 use base64::Engine as _;
-use dashmap::DashMap;
-use sha2::{Digest, Sha256};
+use hmac::{KeyInit, Mac};
+use moka::sync::Cache;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// Remembered good credentials at most; beyond that the cache is cleared.
-const CACHE_LIMIT: usize = 10_000;
+/// Verified credentials remembered at most, and for how long.
+const POSITIVE_CAPACITY: u64 = 10_000;
+const POSITIVE_TTL: Duration = Duration::from_secs(3600);
+/// Failed credentials remembered at most, and for how long.
+const NEGATIVE_CAPACITY: u64 = 100_000;
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(600);
+/// Failures per client address before back-off starts.
+pub const FREE_FAILURES: u32 = 5;
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Checks waiting for an Argon2 slot at most.
+pub const MAX_WAITING: usize = 64;
+/// Client addresses tracked for back-off at most.
+const CLIENTS_CAPACITY: u64 = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -25,11 +50,39 @@ pub enum AuthError {
     Hash(String),
 }
 
-pub struct Authenticator {
+/// Why a request is not authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// Missing, malformed or wrong credentials (407).
+    Invalid,
+    /// This client failed too often; try again after this long (429).
+    Throttled { retry_after: Duration },
+    /// Too many checks queued already (503).
+    Busy,
+}
+
+#[derive(Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+struct Inner {
     users: BTreeMap<String, String>,
-    verified: DashMap<[u8; 32], String>,
     /// A hash to verify against for unknown users (equal cost).
     decoy: String,
+    cache_key: [u8; 32],
+    verified: Cache<[u8; 32], Arc<str>>,
+    refused: Cache<[u8; 32], ()>,
+    clients: Cache<IpAddr, Failures>,
+    slots: tokio::sync::Semaphore,
+    waiting: AtomicUsize,
+}
+
+/// The user table plus its caches and limits. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct Authenticator {
+    inner: Arc<Inner>,
 }
 
 impl Authenticator {
@@ -39,31 +92,132 @@ impl Authenticator {
         for (name, hash) in users {
             PasswordHash::new(hash).map_err(|e| AuthError::BadHash(name.clone(), e.to_string()))?;
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Authenticator {
-            users: users.clone(),
-            verified: DashMap::new(),
-            decoy: hash_password("decoy password, never valid")?,
+            inner: Arc::new(Inner {
+                users: users.clone(),
+                decoy: hash_password("decoy password, never valid")?,
+                cache_key: rand::random(),
+                verified: Cache::builder()
+                    .max_capacity(POSITIVE_CAPACITY)
+                    .time_to_live(POSITIVE_TTL)
+                    .build(),
+                refused: Cache::builder()
+                    .max_capacity(NEGATIVE_CAPACITY)
+                    .time_to_live(NEGATIVE_TTL)
+                    .build(),
+                clients: Cache::builder()
+                    .max_capacity(CLIENTS_CAPACITY)
+                    .time_to_idle(MAX_BACKOFF * 10)
+                    .build(),
+                slots: tokio::sync::Semaphore::new(cores),
+                waiting: AtomicUsize::new(0),
+            }),
         })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
+        self.inner.users.is_empty()
     }
 
-    /// The user for a header that verified before (no Argon2 work): the data path tries
-    /// this first and runs [`Authenticator::check`] off the async workers otherwise.
-    pub fn check_cached(&self, header: &[u8]) -> Option<String> {
-        let digest: [u8; 32] = Sha256::digest(header).into();
-        self.verified.get(&digest).map(|u| u.clone())
+    /// The cache key of a presented header: keyed, so memory never holds a plain
+    /// (brute-forceable) digest of a password.
+    fn key(&self, header: &[u8]) -> [u8; 32] {
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.inner.cache_key)
+            .expect("HMAC takes any key length");
+        mac.update(header);
+        mac.finalize().into_bytes().into()
     }
 
-    /// The user name if the `Proxy-Authorization` header value holds valid credentials.
+    /// The data path's check: the user, or why not.
+    pub async fn verify(
+        &self,
+        header: Option<&[u8]>,
+        client: IpAddr,
+    ) -> Result<Arc<str>, Rejected> {
+        let header = header.ok_or(Rejected::Invalid)?;
+        let key = self.key(header);
+        if let Some(user) = self.inner.verified.get(&key) {
+            return Ok(user);
+        }
+        if let Some(wait) = self.backoff(client) {
+            return Err(Rejected::Throttled { retry_after: wait });
+        }
+        if self.inner.refused.contains_key(&key) {
+            self.failed(client);
+            return Err(Rejected::Invalid);
+        }
+        // Bounded queue, then at most one Argon2 per core.
+        if self.inner.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+            self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Rejected::Busy);
+        }
+        let permit = self.inner.slots.acquire().await;
+        self.inner.waiting.fetch_sub(1, Ordering::AcqRel);
+        let _permit = permit.map_err(|_| Rejected::Busy)?;
+        // Failures may have piled up while this one waited.
+        if let Some(wait) = self.backoff(client) {
+            return Err(Rejected::Throttled { retry_after: wait });
+        }
+        if self.inner.refused.contains_key(&key) {
+            self.failed(client);
+            return Err(Rejected::Invalid);
+        }
+        let this = self.clone();
+        let owned = header.to_vec();
+        let user = tokio::task::spawn_blocking(move || this.check_slow(&owned))
+            .await
+            .map_err(|_| Rejected::Busy)?;
+        match user {
+            Some(u) => {
+                let u: Arc<str> = u.into();
+                self.inner.verified.insert(key, u.clone());
+                self.inner.clients.invalidate(&client);
+                Ok(u)
+            }
+            None => {
+                self.inner.refused.insert(key, ());
+                self.failed(client);
+                Err(Rejected::Invalid)
+            }
+        }
+    }
+
+    /// How long `client` must still wait, if it failed too often.
+    fn backoff(&self, client: IpAddr) -> Option<Duration> {
+        let f = self.inner.clients.get(&client)?;
+        let over = f.count.checked_sub(FREE_FAILURES)?;
+        let pause = Duration::from_secs(1u64 << over.min(6)).min(MAX_BACKOFF);
+        let elapsed = f.last.elapsed();
+        (elapsed < pause).then(|| pause - elapsed)
+    }
+
+    fn failed(&self, client: IpAddr) {
+        let now = Instant::now();
+        self.inner.clients.entry(client).and_upsert_with(|e| {
+            let count = e.map_or(0, |e| e.into_value().count);
+            Failures {
+                count: count.saturating_add(1),
+                last: now,
+            }
+        });
+    }
+
+    /// Synchronous check (tools and tests): the user name if the header holds valid
+    /// credentials.
     pub fn check(&self, header: Option<&[u8]>) -> Option<String> {
         let header = header?;
-        let digest: [u8; 32] = Sha256::digest(header).into();
-        if let Some(user) = self.verified.get(&digest) {
-            return Some(user.clone());
+        let key = self.key(header);
+        if let Some(user) = self.inner.verified.get(&key) {
+            return Some(user.to_string());
         }
+        let user = self.check_slow(header)?;
+        self.inner.verified.insert(key, user.as_str().into());
+        Some(user)
+    }
+
+    /// Parse and verify with Argon2 (no caches).
+    fn check_slow(&self, header: &[u8]) -> Option<String> {
         let (scheme, rest) = split_scheme(header)?;
         if !scheme.eq_ignore_ascii_case(b"basic") {
             return None;
@@ -74,22 +228,14 @@ impl Authenticator {
         let colon = decoded.iter().position(|&b| b == b':')?;
         let (name, password) = (&decoded[..colon], &decoded[colon + 1..]);
         let name = std::str::from_utf8(name).ok()?;
-        let (hash, known) = match self.users.get(name) {
+        let (hash, known) = match self.inner.users.get(name) {
             Some(h) => (h.as_str(), true),
-            None => (self.decoy.as_str(), false),
+            None => (self.inner.decoy.as_str(), false),
         };
         // PHC hashes were validated in `new`.
         let parsed = PasswordHash::new(hash).ok()?;
         let ok = Argon2::default().verify_password(password, &parsed).is_ok();
-        if ok && known {
-            if self.verified.len() >= CACHE_LIMIT {
-                self.verified.clear();
-            }
-            self.verified.insert(digest, name.to_string());
-            Some(name.to_string())
-        } else {
-            None
-        }
+        (ok && known).then(|| name.to_string())
     }
 }
 
@@ -169,6 +315,35 @@ mod tests {
         assert_eq!(a.check(Some(b"Bearer xyz")), None);
         assert_eq!(a.check(Some(b"Basic !!!")), None);
         assert_eq!(a.check(None), None);
+    }
+
+    #[tokio::test]
+    async fn failures_are_cached_and_throttled() {
+        let line = user_line("alice", "correct horse").unwrap();
+        let (_, hash) = line.split_once(" = ").unwrap();
+        let mut users = BTreeMap::new();
+        users.insert("alice".to_string(), hash.trim_matches('"').to_string());
+        let a = Authenticator::new(&users).unwrap();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(a.verify(None, ip).await, Err(Rejected::Invalid));
+        let wrong = basic("alice", "wrong");
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(a.verify(Some(&wrong), ip).await, Err(Rejected::Invalid));
+        }
+        assert!(matches!(
+            a.verify(Some(&wrong), ip).await,
+            Err(Rejected::Throttled { .. })
+        ));
+        // Another client is not held back, and the right password still works there.
+        let right = basic("alice", "correct horse");
+        assert_eq!(a.verify(Some(&right), other).await.as_deref(), Ok("alice"));
+        // The failed credential is remembered by its keyed hash, not re-hashed.
+        assert!(a.inner.refused.contains_key(&a.key(&wrong)));
+        assert_ne!(
+            a.key(&wrong),
+            Authenticator::new(&users).unwrap().key(&wrong)
+        );
     }
 
     #[test]

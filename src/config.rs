@@ -45,6 +45,10 @@ pub struct RuleSettings {
     /// Added to the rule's own home hosts.
     #[serde(default)]
     pub home_hosts: Vec<String>,
+    /// What a finding of this rule in the conversation sent to an LLM API becomes
+    /// (default: pseudonymize, see `detect::policy`).
+    #[serde(default)]
+    pub llm_action: Option<Action>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,6 +88,18 @@ pub struct Config {
     /// Rotate the audit log when it grows past this many bytes (0 = never).
     #[serde(default)]
     pub audit_rotate_bytes: u64,
+    /// Ed25519 key (hex seed file) signing audit checkpoints (`clawguard audit keygen`).
+    #[serde(default)]
+    pub audit_signing_key: Option<PathBuf>,
+    /// Event records between signed checkpoints (also at rotation and shutdown).
+    #[serde(default = "default_checkpoint_every")]
+    pub audit_checkpoint_every: u64,
+    /// A copy of every checkpoint line, ideally on other storage.
+    #[serde(default)]
+    pub audit_checkpoint_file: Option<PathBuf>,
+    /// Forward every audit line to a syslog collector (RFC 5424 over TCP or TLS).
+    #[serde(default)]
+    pub audit_syslog: Option<crate::audit::syslog::SyslogConfig>,
     /// Admin listener for /metrics, /healthz, /readyz, /reload (off when unset).
     #[serde(default)]
     pub admin: Option<SocketAddr>,
@@ -93,9 +109,48 @@ pub struct Config {
     /// Run as root (euid 0); refused otherwise (explicit opt-in).
     #[serde(default)]
     pub allow_root: bool,
+    /// Open client connections at most; beyond it a connection gets `503` and is closed.
+    pub max_connections: usize,
+    /// Longest gap between two chunks of a request body (and the grace before
+    /// `body_min_rate` applies).
+    pub body_idle_timeout_secs: u64,
+    /// Minimum average bytes/s of a request body (0 = none).
+    pub body_min_rate: u64,
+    /// A whole request body, however it trickles.
+    pub body_deadline_secs: u64,
+    /// Memory for all buffered request bodies together; over it: `503` + `Retry-After`.
+    pub body_budget_bytes: usize,
+    /// Request bodies buffered at once, at most.
+    pub max_buffered_bodies: usize,
+    /// Inspection threads per lane (0 = one per core).
+    pub inspect_threads: usize,
+    /// After SIGTERM, how long in-flight requests may finish before the process exits.
+    pub shutdown_grace_secs: u64,
+    /// Pooled upstream connections idle this long are closed.
+    pub upstream_idle_secs: u64,
+    /// Token file for the admin listener (`Authorization: Bearer`, or Basic user
+    /// `token`). Required, or `admin_users`, when `admin` is not on loopback.
+    #[serde(default)]
+    pub admin_token_file: Option<PathBuf>,
+    /// `[users]` names allowed on the admin listener with their password (Basic).
+    #[serde(default)]
+    pub admin_users: Vec<String>,
+    /// Bounds on one request's inspection (`[inspection]`).
+    #[serde(default)]
+    pub inspection: crate::detect::limits::Limits,
     /// `clawguard icap`: the ICAP service's listener and limits.
     #[serde(default)]
     pub icap: crate::icap::IcapConfig,
+    /// More LLM API hosts (globs) besides the built-in list.
+    #[serde(default)]
+    pub llm_hosts: Vec<String>,
+    /// `[pseudonymize]`: placeholders for LLM APIs.
+    #[serde(default)]
+    pub pseudonymize: crate::detect::pseudonymize::PseudonymizeConfig,
+}
+
+fn default_checkpoint_every() -> u64 {
+    1000
 }
 
 /// Command-line values that override the file. Kept as a value (not applied once and
@@ -272,8 +327,44 @@ impl Config {
         if self.max_inspect_bytes == 0 {
             return Err(invalid("max_inspect_bytes must be greater than 0".into()));
         }
-        if self.connect_timeout_secs == 0 || self.upstream_timeout_secs == 0 {
+        for g in self
+            .llm_hosts
+            .iter()
+            .chain(&self.pseudonymize.exclude_hosts)
+        {
+            if g.is_empty() || g.contains(char::is_whitespace) || g.contains('/') {
+                return Err(invalid(format!(
+                    "LLM host `{g}` is not a host glob (api.example.com or *.example.com)"
+                )));
+            }
+        }
+        if self.pseudonymize.vault_max_bytes == 0 || self.pseudonymize.vault_ttl_secs == 0 {
+            return Err(invalid(
+                "pseudonymize.vault_max_bytes and vault_ttl_secs must be greater than 0".into(),
+            ));
+        }
+        self.inspection
+            .validate()
+            .map_err(|e| invalid(e.to_string()))?;
+        if self.connect_timeout_secs == 0
+            || self.upstream_timeout_secs == 0
+            || self.body_idle_timeout_secs == 0
+            || self.body_deadline_secs == 0
+            || self.upstream_idle_secs == 0
+        {
             return Err(invalid("timeouts must be at least 1 second".into()));
+        }
+        if self.max_connections == 0 || self.max_buffered_bodies == 0 {
+            return Err(invalid(
+                "max_connections and max_buffered_bodies must be at least 1".into(),
+            ));
+        }
+        if self.body_budget_bytes <= self.max_inspect_bytes {
+            return Err(invalid(format!(
+                "body_budget_bytes ({}) must be larger than max_inspect_bytes ({}): \
+                 otherwise no body of the inspectable size could ever be buffered",
+                self.body_budget_bytes, self.max_inspect_bytes
+            )));
         }
         if !self.listen.ip().is_loopback() && self.users.is_empty() && !self.allow_unauthenticated {
             return Err(invalid(format!(
@@ -286,6 +377,34 @@ impl Config {
             crate::auth::check_hash(name, hash).map_err(|e| invalid(e.to_string()))?;
         }
         self.icap.validate().map_err(invalid)?;
+        if let Some(s) = &self.audit_syslog {
+            s.validate().map_err(invalid)?;
+        }
+        if (self.audit_signing_key.is_some() || self.audit_syslog.is_some())
+            && self.audit_log.is_none()
+        {
+            return Err(invalid(
+                "audit_signing_key and [audit_syslog] need audit_log".into(),
+            ));
+        }
+        if let Some(a) = self.admin {
+            if !a.ip().is_loopback()
+                && self.admin_token_file.is_none()
+                && self.admin_users.is_empty()
+            {
+                return Err(invalid(format!(
+                    "refusing an admin listener on {a} (not loopback) without authentication: \
+                     set admin_token_file or admin_users"
+                )));
+            }
+        }
+        for u in &self.admin_users {
+            if !self.users.contains_key(u) {
+                return Err(invalid(format!(
+                    "admin_users: `{u}` is not in [users] (clawguard user add {u})"
+                )));
+            }
+        }
         for g in &self.bypass {
             if g.is_empty() || g.contains(char::is_whitespace) {
                 return Err(invalid(format!("bypass entry `{g}` is not a host glob")));
@@ -322,6 +441,20 @@ impl Config {
             rule.home_hosts.extend(s.home_hosts.iter().cloned());
         }
         Ok(pack)
+    }
+
+    /// Where pseudonymization applies and each rule's `llm_action`.
+    pub fn llm_policy(&self) -> crate::detect::policy::LlmPolicy {
+        crate::detect::policy::LlmPolicy {
+            enabled: self.pseudonymize.enabled,
+            hosts: self.llm_hosts.clone(),
+            exclude: self.pseudonymize.exclude_hosts.clone(),
+            rule_actions: self
+                .rules
+                .iter()
+                .filter_map(|(id, s)| s.llm_action.map(|a| (id.clone(), a)))
+                .collect(),
+        }
     }
 }
 

@@ -6,10 +6,12 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod ca_trust;
 pub mod config;
 pub mod detect;
 pub mod egress;
 pub mod exec;
+pub mod file_scan;
 pub mod icap;
 pub mod metrics;
 pub mod proxy;

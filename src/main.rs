@@ -4,12 +4,14 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use clawguard::detect::rules::RulePack;
 use clawguard::detect::scan::Scanner;
-use clawguard::report::{self, Format, Input};
+use clawguard::file_scan::{self, Input, WalkOptions};
+use clawguard::report::{self, Format};
 use is_terminal::IsTerminal;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clawguard::ca_trust;
 use clawguard::config::{Config, ConfigSource, LogFormat, Mode, Overrides};
 
 #[derive(Parser)]
@@ -49,12 +51,26 @@ enum Command {
     /// Work with the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Internal: the lockdown side of `exec --lockdown` (started by ClawGuard itself).
+    #[command(name = "__lockdown-init", hide = true)]
+    LockdownInit {
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Ask a running proxy to re-read its config file and rule packs (POST /reload on
     /// its admin listener). Sending SIGHUP to the process does the same.
     Reload {
         /// The proxy's admin address.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9383")]
         admin: std::net::SocketAddr,
+        /// The admin token file (config `admin_token_file`), when the listener needs one.
+        #[arg(long, value_name = "FILE", env = "CLAWGUARD_ADMIN_TOKEN_FILE")]
+        token_file: Option<PathBuf>,
     },
 }
 
@@ -75,6 +91,19 @@ enum AuditCommand {
         /// HMAC key file the log was written with.
         #[arg(long)]
         key: Option<PathBuf>,
+        /// Ed25519 public key file (hex): every checkpoint must carry its signature.
+        #[arg(long)]
+        pubkey: Option<PathBuf>,
+        /// Checkpoints held elsewhere (the `audit_checkpoint_file` copy, or the syslog
+        /// collector's file): the log must reach the newest one, with the same hash.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Create an Ed25519 checkpoint signing key (FILE, 0600) and its public key
+    /// (FILE.pub) for `audit_signing_key` and `audit verify --pubkey`.
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 
@@ -89,6 +118,16 @@ struct ScanArgs {
     /// Print the input with every finding replaced by [REDACTED:<rule-id>].
     #[arg(long)]
     redact: bool,
+    /// Also scan what .gitignore, .ignore and .git/info/exclude list.
+    #[arg(long)]
+    no_ignore: bool,
+    /// Also scan version-control directories (.git/, .hg/, .svn/). Other dotfiles
+    /// (.env, .npmrc, …) are always scanned.
+    #[arg(long)]
+    hidden: bool,
+    /// No summary line and no progress bar on standard error.
+    #[arg(long, short)]
+    quiet: bool,
     /// Files or directories to scan; `-` (or nothing) reads standard input.
     paths: Vec<PathBuf>,
 }
@@ -164,10 +203,19 @@ struct ExecArgs {
     /// The same options as `clawguard run` (`--listen` is ignored: the port is ephemeral).
     #[command(flatten)]
     run: RunArgs,
-    /// Run the command in its own network namespace whose only reachable endpoint is
-    /// ClawGuard: direct connections and DNS lookups fail instead of leaking (Linux).
+    /// Run the command where ClawGuard is its only way out (Linux): its own network,
+    /// mount, PID and IPC namespaces, no capabilities, seccomp filters, every connect
+    /// mediated, no host sockets or resolver. See the README's lockdown section.
     #[arg(long)]
     lockdown: bool,
+    /// With --lockdown: let the command connect to this UNIX socket (repeatable). The
+    /// socket's listener is trusted: whatever it reaches, the command reaches.
+    #[arg(long, value_name = "PATH")]
+    allow_socket: Vec<PathBuf>,
+    /// With --lockdown: print what the lockdown applied (namespaces, capabilities,
+    /// filters, mount view) on standard output before the command starts.
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text")]
+    print_profile: Option<ProfileFormatArg>,
     /// Use a running ClawGuard (http://HOST:PORT) instead of starting one.
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
@@ -182,6 +230,12 @@ struct ExecArgs {
         value_name = "COMMAND"
     )]
     command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProfileFormatArg {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -200,8 +254,27 @@ enum CaCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Print the path of the CA certificate clients must trust.
+    /// Print the path of the CA certificate clients must trust (exit 2 when there is no
+    /// CA yet).
     Path {
+        #[arg(long, value_name = "DIR")]
+        ca_dir: Option<PathBuf>,
+    },
+    /// Install the CA into the system trust store (update-ca-certificates, update-ca-trust
+    /// or p11-kit's trust; needs root), creating it first if there is none, and print the
+    /// variables for clients that keep their own roots.
+    Trust {
+        #[arg(long, value_name = "DIR")]
+        ca_dir: Option<PathBuf>,
+    },
+    /// Remove the CA from the system trust store.
+    Untrust {
+        #[arg(long, value_name = "DIR")]
+        ca_dir: Option<PathBuf>,
+    },
+    /// Print `export` lines that make Node, Python, curl and git trust the CA without
+    /// touching the system store: `eval "$(clawguard ca env)"`.
+    Env {
         #[arg(long, value_name = "DIR")]
         ca_dir: Option<PathBuf>,
     },
@@ -263,7 +336,11 @@ fn cmd_run(a: RunArgs) -> anyhow::Result<()> {
     );
     init_logging(cfg.log_format);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(clawguard::proxy::run(cfg, source))?;
+    let r = rt.block_on(clawguard::proxy::run(cfg, source));
+    // The proxy drained with its own deadline; do not wait again for blocking work
+    // (an Argon2 check, an audit write) still running.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    r?;
     Ok(())
 }
 
@@ -286,15 +363,26 @@ fn cmd_icap(mut a: IcapArgs) -> anyhow::Result<()> {
 }
 
 /// POST /reload to the admin listener with a plain HTTP/1.1 exchange.
-fn cmd_reload(admin: std::net::SocketAddr) -> Result<ExitCode> {
+fn cmd_reload(admin: std::net::SocketAddr, token_file: Option<PathBuf>) -> Result<ExitCode> {
     use std::net::TcpStream;
+    let authorization = match token_file {
+        Some(f) => {
+            let raw = std::fs::read(&f).with_context(|| format!("{}", f.display()))?;
+            let token = String::from_utf8(raw.trim_ascii().to_vec())
+                .context("the admin token is not UTF-8")?;
+            format!("Authorization: Bearer {token}\r\n")
+        }
+        None => String::new(),
+    };
     let timeout = std::time::Duration::from_secs(120);
     let mut s = TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(10))
         .with_context(|| format!("connecting to the admin listener at {admin}"))?;
     s.set_read_timeout(Some(timeout))?;
     write!(
         s,
-        "POST /reload HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "POST /reload HTTP/1.1\r\nHost: {admin}\r\n{authorization}{csrf}: 1\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n",
+        csrf = clawguard::admin::auth::CSRF_HEADER
     )?;
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
@@ -305,8 +393,8 @@ fn cmd_reload(admin: std::net::SocketAddr) -> Result<ExitCode> {
 }
 
 fn cmd_exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
-    // Same configuration and egress policy as `run` (no root refusal: the command is the
-    // caller's own, and the embedded proxy only listens on loopback for it).
+    // Same configuration, egress policy and root refusal as `run`.
+    let config_file = a.run.config.clone();
     let cfg = config_source(a.run).load()?;
     init_logging(cfg.log_format);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -314,6 +402,12 @@ fn cmd_exec(a: ExecArgs) -> anyhow::Result<ExitCode> {
         lockdown: a.lockdown,
         proxy: a.proxy,
         no_proxy: a.no_proxy,
+        allow_sockets: a.allow_socket,
+        config_file,
+        print_profile: a.print_profile.map(|f| match f {
+            ProfileFormatArg::Text => clawguard::exec::ProfileFormat::Text,
+            ProfileFormatArg::Json => clawguard::exec::ProfileFormat::Json,
+        }),
         command: a.command,
     };
     let code = rt.block_on(clawguard::exec::run(cfg, opts))?;
@@ -331,12 +425,57 @@ fn cmd_ca(cmd: CaCommand) -> anyhow::Result<()> {
             println!("{}", ca.path().display());
         }
         CaCommand::Path { ca_dir: d } => {
-            println!(
-                "{}",
-                clawguard::tls::CertificateAuthority::cert_path(&ca_dir(d)).display()
+            println!("{}", ca_trust::ca_cert_path(&ca_dir(d))?.display());
+        }
+        CaCommand::Trust { ca_dir: d } => {
+            let t = ca_trust::trust(&ca_dir(d))?;
+            if t.created_ca {
+                eprintln!("clawguard: created a CA: {}", t.ca_cert.display());
+            }
+            eprintln!(
+                "clawguard: the system trust store now holds {} ({}; bundle {}): curl, wget, \
+                 git and other OpenSSL/GnuTLS clients trust ClawGuard. `clawguard ca untrust` \
+                 removes it.",
+                t.anchor.display(),
+                t.store.tool(),
+                t.store.bundle.display()
+            );
+            print_client_env(&t.ca_cert, "Clients with their own roots need these")?;
+        }
+        CaCommand::Untrust { ca_dir: d } => {
+            let u = ca_trust::untrust(&ca_dir(d))?;
+            if u.was_trusted {
+                eprintln!(
+                    "clawguard: removed {} from the system trust store ({})",
+                    u.anchor.display(),
+                    u.store.tool()
+                );
+            } else {
+                eprintln!("clawguard: the system trust store did not hold this CA; nothing to do");
+            }
+            eprintln!(
+                "clawguard: unset NODE_EXTRA_CA_CERTS SSL_CERT_FILE REQUESTS_CA_BUNDLE \
+                 CURL_CA_BUNDLE GIT_SSL_CAINFO where you exported them"
             );
         }
+        CaCommand::Env { ca_dir: d } => {
+            let cert = ca_trust::ca_cert_path(&ca_dir(d))?;
+            print_client_env(&cert, "Without the system store, clients need these")?;
+        }
     }
+    Ok(())
+}
+
+/// The per-client variables on stdout (`eval`-able), what they are on stderr.
+fn print_client_env(ca_cert: &std::path::Path, lead: &str) -> Result<()> {
+    let bundle = ca_trust::client_bundle(ca_cert)?;
+    eprintln!(
+        "clawguard: {lead} (NODE_EXTRA_CA_CERTS adds the CA to Node's roots; the others \
+         name {}, the bundle `clawguard exec` writes: system roots plus the CA). \
+         `eval \"$(clawguard ca env)\"` sets them in this shell:",
+        bundle.display()
+    );
+    print!("{}", ca_trust::export_lines(ca_cert, &bundle));
     Ok(())
 }
 
@@ -352,7 +491,12 @@ fn main() -> ExitCode {
     // rustls configuration is built.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    if let Command::LockdownInit { command } = cli.command {
+        // A fresh process that must stay single-threaded: nothing else runs first.
+        std::process::exit(clawguard::exec::lockdown::init_main(command));
+    }
     let result = match cli.command {
+        Command::LockdownInit { .. } => unreachable!("handled above"),
         Command::Run(a) => cmd_run(a).map(|()| ExitCode::SUCCESS),
         Command::Icap(a) => cmd_icap(a).map(|()| ExitCode::SUCCESS),
         Command::Ca(c) => cmd_ca(c).map(|()| ExitCode::SUCCESS),
@@ -361,8 +505,19 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::List { rules }) => cmd_rules_list(rules),
         Command::Rules(RulesCommand::Test { rules }) => cmd_rules_test(rules),
         Command::User(UserCommand::Add { name }) => cmd_user_add(&name),
-        Command::Audit(AuditCommand::Verify { file, key }) => cmd_audit_verify(file, key),
-        Command::Reload { admin } => cmd_reload(admin),
+        Command::Audit(AuditCommand::Verify {
+            file,
+            key,
+            pubkey,
+            checkpoint,
+        }) => cmd_audit_verify(file, key, pubkey, checkpoint),
+        Command::Audit(AuditCommand::Keygen { out }) => clawguard::audit::checkpoint::keygen(&out)
+            .map(|public| {
+                println!("{public}");
+                ExitCode::SUCCESS
+            })
+            .map_err(anyhow::Error::from),
+        Command::Reload { admin, token_file } => cmd_reload(admin, token_file),
     };
     match result {
         Ok(code) => code,
@@ -411,14 +566,24 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
             })
             .collect()
     };
-    let (files, mut results, stdin) = report::expand(&inputs);
-    if stdin {
-        results.push(report::scan_one(&scanner, "-", std::io::stdin().lock()));
-    }
-    results.extend(report::scan_files(&scanner, &files));
+    let walk = WalkOptions {
+        no_ignore: args.no_ignore,
+        hidden: args.hidden,
+    };
+    let interactive = !args.quiet && std::io::stderr().is_terminal();
+    let outcome = file_scan::scan(
+        &scanner,
+        &inputs,
+        walk,
+        std::io::stdin().lock(),
+        interactive,
+    );
     let color = args.format == Format::Text && std::io::stdout().is_terminal();
-    let (found, errors) = report::print(&scanner, &results, args.format, color, &mut out)?;
+    let (found, errors) = report::print(&scanner, &outcome.results, args.format, color, &mut out)?;
     out.flush()?;
+    if !args.quiet {
+        eprintln!("{}", outcome.summary());
+    }
     Ok(ExitCode::from(if errors > 0 {
         2
     } else if found > 0 {
@@ -475,14 +640,50 @@ fn cmd_rules_test(dir: Option<PathBuf>) -> Result<ExitCode> {
     })
 }
 
-fn cmd_audit_verify(file: PathBuf, key: Option<PathBuf>) -> Result<ExitCode> {
+fn cmd_audit_verify(
+    file: PathBuf,
+    key: Option<PathBuf>,
+    pubkey: Option<PathBuf>,
+    checkpoint: Option<PathBuf>,
+) -> Result<ExitCode> {
+    use clawguard::audit::checkpoint::{self, Checkpoint};
     let key = key.map(|k| clawguard::audit::read_key(&k)).transpose()?;
-    match clawguard::audit::verify(&file, key.as_deref()) {
+    let pubkey = pubkey.map(|p| checkpoint::read_public(&p)).transpose()?;
+    let external: Option<Checkpoint> = match &checkpoint {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?;
+            let newest = text
+                .lines()
+                .filter_map(Checkpoint::from_line)
+                .max_by_key(|c| c.covers);
+            Some(newest.with_context(|| format!("{}: no checkpoint line", p.display()))?)
+        }
+    };
+    let opts = clawguard::audit::VerifyOptions {
+        key: key.as_deref(),
+        pubkey: pubkey.as_ref(),
+        external: external.as_ref(),
+    };
+    match clawguard::audit::verify_with(&file, &opts) {
         Ok(v) => {
             println!(
                 "audit verify: OK: {} record(s) in {} file(s), last hash {}",
                 v.records, v.files, v.last_hash
             );
+            if pubkey.is_some() {
+                println!(
+                    "signed checkpoints: {} (last covers record {}), {} record(s) after it{}",
+                    v.checkpoints,
+                    v.last_checkpoint.map_or("-".into(), |c| c.to_string()),
+                    v.unsigned_tail,
+                    if v.external_checked {
+                        "; external checkpoint matched"
+                    } else {
+                        ""
+                    }
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

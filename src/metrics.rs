@@ -148,10 +148,23 @@ pub struct Metrics {
     pub findings: CounterVec,
     /// kind (connect, timeout, tls, protocol)
     pub upstream_errors: CounterVec,
+    /// class (egress, busy, body-timeout, upstream-tls, …): requests the proxy answered
+    /// itself instead of the origin, by reason.
+    pub refusals: CounterVec,
+    /// decision (allow, redact, block, uninspected): WebSocket messages from clients.
+    pub websocket_messages: CounterVec,
+    /// Bytes of request bodies buffered for inspection right now (a gauge).
+    pub buffered_body_bytes: AtomicU64,
+    /// Client connections refused at `max_connections`.
+    pub connections_refused: AtomicU64,
+    /// Failed `accept` calls (EMFILE and friends).
+    pub accept_errors: AtomicU64,
     pub bytes_inspected: AtomicU64,
     pub inspect_latency: Histogram,
     pub request_latency: Histogram,
     pub audit_records: AtomicU64,
+    /// result (restored, unknown): placeholders met in LLM answers.
+    pub placeholders: CounterVec,
 }
 
 impl Metrics {
@@ -175,6 +188,43 @@ impl Metrics {
             "Failures talking to origin servers.",
             &["kind"],
         );
+        self.refusals.render(
+            &mut out,
+            "clawguard_refusals_total",
+            "Requests the proxy answered itself (not the origin), by reason class.",
+            &["class"],
+        );
+        self.websocket_messages.render(
+            &mut out,
+            "clawguard_websocket_messages_total",
+            "WebSocket messages from clients, by what inspection decided.",
+            &["decision"],
+        );
+        let _ = writeln!(
+            out,
+            "# HELP clawguard_buffered_body_bytes Request body bytes buffered for inspection now.\n\
+             # TYPE clawguard_buffered_body_bytes gauge\n\
+             clawguard_buffered_body_bytes {}",
+            self.buffered_body_bytes.load(Ordering::Relaxed)
+        );
+        for (name, help, v) in [
+            (
+                "clawguard_connections_refused_total",
+                "Client connections refused because max_connections were open.",
+                &self.connections_refused,
+            ),
+            (
+                "clawguard_accept_errors_total",
+                "Failed accepts on the proxy listener (e.g. out of file descriptors).",
+                &self.accept_errors,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP clawguard_inspected_bytes_total Request bytes inspected (after decoding).\n\
@@ -188,6 +238,12 @@ impl Metrics {
              # TYPE clawguard_audit_records_total counter\n\
              clawguard_audit_records_total {}",
             self.audit_records.load(Ordering::Relaxed)
+        );
+        self.placeholders.render(
+            &mut out,
+            "clawguard_placeholders_total",
+            "Placeholders met in LLM answers: restored to the value, or unknown (left as they were).",
+            &["result"],
         );
         self.inspect_latency.render(
             &mut out,

@@ -1,11 +1,10 @@
-//! `clawguard scan`: walk paths, scan files in parallel, print findings as text,
-//! JSON lines or SARIF 2.1.0, or print the input redacted.
+//! `clawguard scan` output: scan one input, print findings as text, JSON lines or
+//! SARIF 2.1.0, or print the input redacted. Which files are scanned, progress and the
+//! summary line live in [`crate::file_scan`].
 
 use crate::detect::scan::{preview, Finding, Scanner};
-use rayon::prelude::*;
 use serde_json::json;
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -45,64 +44,6 @@ pub struct FileResult {
     pub error: Option<String>,
 }
 
-/// An input named on the command line: a path, or `-` for standard input.
-pub enum Input {
-    Stdin,
-    Path(PathBuf),
-}
-
-/// Expand directories recursively (symlinked directories are not followed, so a
-/// link loop cannot hang the walk). Errors become results so nothing is skipped silently.
-pub fn expand(inputs: &[Input]) -> (Vec<PathBuf>, Vec<FileResult>, bool) {
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    let mut stdin = false;
-    for input in inputs {
-        match input {
-            Input::Stdin => stdin = true,
-            Input::Path(p) => walk(p, &mut files, &mut errors),
-        }
-    }
-    (files, errors, stdin)
-}
-
-fn walk(p: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<FileResult>) {
-    let meta = match std::fs::metadata(p) {
-        Ok(m) => m,
-        Err(e) => {
-            errors.push(error_result(p, &e));
-            return;
-        }
-    };
-    if !meta.is_dir() {
-        files.push(p.to_path_buf());
-        return;
-    }
-    let entries = match std::fs::read_dir(p) {
-        Ok(e) => e,
-        Err(e) => {
-            errors.push(error_result(p, &e));
-            return;
-        }
-    };
-    let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    children.sort();
-    for c in children {
-        match std::fs::symlink_metadata(&c) {
-            Ok(m) if m.file_type().is_symlink() && c.is_dir() => {}
-            _ => walk(&c, files, errors),
-        }
-    }
-}
-
-fn error_result(p: &Path, e: &io::Error) -> FileResult {
-    FileResult {
-        path: p.display().to_string(),
-        findings: Vec::new(),
-        error: Some(format!("{}: {e}", p.display())),
-    }
-}
-
 /// Scan one reader in bounded memory, with line numbers and previews.
 pub fn scan_one<R: Read>(scanner: &Scanner, path: &str, reader: R) -> FileResult {
     let mut findings = Vec::new();
@@ -119,20 +60,6 @@ pub fn scan_one<R: Read>(scanner: &Scanner, path: &str, reader: R) -> FileResult
         findings,
         error: res.err().map(|e| format!("{path}: {e}")),
     }
-}
-
-/// Scan all files on all cores; results come back in input order.
-pub fn scan_files(scanner: &Scanner, files: &[PathBuf]) -> Vec<FileResult> {
-    files
-        .par_iter()
-        .map(|p| {
-            let name = p.display().to_string();
-            match std::fs::File::open(p) {
-                Ok(f) => scan_one(scanner, &name, f),
-                Err(e) => error_result(p, &e),
-            }
-        })
-        .collect()
 }
 
 /// Print results; returns (number of findings, number of errors).

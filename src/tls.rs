@@ -3,9 +3,10 @@
 //! The CA is an ECDSA P-256 key pair stored in `ca_dir` as `clawguard-ca.pem` (0644, given
 //! to clients) and `clawguard-ca.key` (0600, never leaves the machine). Every intercepted
 //! host gets its own leaf with its own fresh P-256 key: the CA key only signs, it is never
-//! served. Leaves live in memory only and are minted once per host.
+//! served. Leaves live in memory only: short-lived (a day), kept in a bounded cache and
+//! minted again on demand once half their life is over.
 
-use dashmap::DashMap;
+use moka::sync::Cache;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
@@ -19,7 +20,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 pub const CA_CERT_FILE: &str = "clawguard-ca.pem";
@@ -28,10 +29,14 @@ pub const CA_COMMON_NAME: &str = "ClawGuard Local CA";
 
 /// CA lifetime: long enough that users do not have to re-trust it every year.
 const CA_VALIDITY_DAYS: i64 = 3650;
-/// Leaf lifetime. Apple and Chrome reject leaves valid for more than 398 days; back-dating
-/// one day tolerates clients whose clock is slightly behind.
-const LEAF_VALIDITY_DAYS: i64 = 365;
-const LEAF_BACKDATE_DAYS: i64 = 1;
+/// Leaf lifetime: one day, like OpenClaw's own egress proxy (a leaf that leaks is soon
+/// useless). Back-dating an hour tolerates clients whose clock is slightly behind.
+const LEAF_VALIDITY: Duration = Duration::days(1);
+const LEAF_BACKDATE: Duration = Duration::hours(1);
+/// A cached leaf is served for half its life, then minted again on the next request.
+const LEAF_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+/// Hosts with a cached leaf at most (least recently used go first).
+const LEAF_CACHE_CAPACITY: u64 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -63,10 +68,9 @@ pub struct CertificateAuthority {
     issuer: Issuer<'static, KeyPair>,
     ca_der: CertificateDer<'static>,
     cert_path: PathBuf,
-    /// One slot per host. The mutex makes concurrent first requests for a host wait for a
-    /// single mint instead of each minting (and caching) their own leaf; a failed mint
-    /// leaves the slot empty so the next request retries.
-    leaves: DashMap<String, Arc<Mutex<Option<Arc<ServerConfig>>>>>,
+    /// Leaves by host. Concurrent first requests for a host wait for a single mint
+    /// (moka's `try_get_with`); a failed mint caches nothing, so the next request retries.
+    leaves: Cache<String, Arc<ServerConfig>>,
     minted: AtomicUsize,
 }
 
@@ -74,7 +78,7 @@ impl std::fmt::Debug for CertificateAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CertificateAuthority")
             .field("cert_path", &self.cert_path)
-            .field("leaves", &self.leaves.len())
+            .field("leaves", &self.leaves.entry_count())
             .finish_non_exhaustive()
     }
 }
@@ -155,7 +159,7 @@ impl CertificateAuthority {
             issuer: Issuer::new(params, key),
             ca_der: cert.der().clone(),
             cert_path,
-            leaves: DashMap::new(),
+            leaves: leaf_cache(),
             minted: AtomicUsize::new(0),
         })
     }
@@ -191,7 +195,7 @@ impl CertificateAuthority {
             issuer,
             ca_der,
             cert_path,
-            leaves: DashMap::new(),
+            leaves: leaf_cache(),
             minted: AtomicUsize::new(0),
         };
         // A key that does not belong to the certificate would only show up as TLS failures
@@ -229,20 +233,22 @@ impl CertificateAuthority {
     /// minted on first use and cached.
     pub fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>, TlsError> {
         let host = normalize_host(host);
-        // Clone the slot out so the DashMap shard lock is not held while minting.
-        let slot = self.leaves.entry(host.clone()).or_default().clone();
-        let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(cfg) = guard.as_ref() {
-            return Ok(cfg.clone());
-        }
-        let (chain, key) = self.mint(&host)?;
+        self.leaves
+            .try_get_with_by_ref(&host, || self.new_server_config(&host))
+            .map_err(|e| match Arc::try_unwrap(e) {
+                Ok(e) => e,
+                Err(shared) => TlsError::Rustls(rustls::Error::General(shared.to_string())),
+            })
+    }
+
+    fn new_server_config(&self, host: &str) -> Result<Arc<ServerConfig>, TlsError> {
+        let (chain, key) = self.mint(host)?;
         let mut cfg = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(chain, key)?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let cfg = Arc::new(cfg);
-        *guard = Some(cfg.clone());
         self.minted.fetch_add(1, Ordering::Relaxed);
         tracing::info!(host = %host, "minted leaf certificate");
         Ok(cfg)
@@ -299,10 +305,17 @@ fn leaf_params(host: &str) -> Result<CertificateParams, TlsError> {
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
     let now = OffsetDateTime::now_utc();
-    params.not_before = now - Duration::days(LEAF_BACKDATE_DAYS);
-    params.not_after = now + Duration::days(LEAF_VALIDITY_DAYS);
+    params.not_before = now - LEAF_BACKDATE;
+    params.not_after = now + LEAF_VALIDITY;
     params.serial_number = Some(random_serial());
     Ok(params)
+}
+
+fn leaf_cache() -> Cache<String, Arc<ServerConfig>> {
+    Cache::builder()
+        .max_capacity(LEAF_CACHE_CAPACITY)
+        .time_to_live(LEAF_CACHE_TTL)
+        .build()
 }
 
 fn random_serial() -> rcgen::SerialNumber {
@@ -389,7 +402,8 @@ mod tests {
         assert_ne!(key.secret_der(), &ca_key[..]);
         ca.verify_leaf(&chain[0], "x.example").unwrap();
         let p = leaf_params("x.example").unwrap();
-        assert!(p.not_after - p.not_before <= Duration::days(398));
+        assert!(p.not_after - p.not_before <= Duration::days(2));
+        assert!(p.not_after > OffsetDateTime::now_utc() + Duration::hours(12));
         assert!(p.not_before < OffsetDateTime::now_utc());
         assert!(matches!(p.is_ca, IsCa::ExplicitNoCa));
     }

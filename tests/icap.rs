@@ -399,7 +399,14 @@ async fn istag_changes_on_reload() {
     let before = tag(&p).await;
     assert_eq!(tag(&p).await, before, "stable without a reload");
     let admin = p.admin.unwrap();
-    let out = common::curl(&["-X", "POST", &format!("http://{admin}/reload")]).await;
+    let out = common::curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "x-clawguard-admin: 1",
+        &format!("http://{admin}/reload"),
+    ])
+    .await;
     assert_eq!(out.status, 200, "{}", out.body);
     let after = tag(&p).await;
     assert_ne!(after, before);

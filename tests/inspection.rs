@@ -420,10 +420,10 @@ async fn dry_run_forwards_unchanged_and_says_what_it_would_do() {
         let log = proxy.log();
         let line = log
             .lines()
-            .find(|l| l.contains(&format!("rule={rule}")) && l.contains("would"))
+            .find(|l| l.contains(&format!("{rule}=")) && l.contains("would"))
             .unwrap_or_else(|| panic!("no dry-run line for {rule}:\n{log}"));
-        assert!(line.contains("location=body"), "{line}");
-        assert!(line.contains("preview="), "{line}");
+        assert!(line.contains("locations=body"), "{line}");
+        assert!(line.contains("examples="), "{line}");
     }
     // A masked preview (first 4, last 2 characters) is all the log holds of the key.
     let log = proxy.log();
@@ -901,4 +901,41 @@ async fn node_undici_block_and_redact() {
         );
     }
     assert!(origin.requests().iter().all(|r| r.path != "/node-block"));
+}
+
+// ---------------------------------------------------------------------------------
+// Many findings (issue 8, item 1)
+
+/// A body that is nothing but e-mail addresses (one finding every 7 bytes): the request is
+/// decided (redaction would need more spans than `max_findings`, so it blocks), the log
+/// holds one line about it rather than one per finding, and `/metrics` counts every
+/// finding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_of_findings_is_decided_with_one_log_line() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start_with(
+        "",
+        &origin.ca_pem,
+        &["--allow-private", "--admin", "127.0.0.1:0"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let n = (2 << 20) / 7;
+    let body = write(dir.path(), "many.txt", "a@a.bc ".repeat(n));
+    let s = post(&proxy, &body, "text/plain", &[], &origin.https("/many")).await;
+    assert_eq!((s.out.exit, s.out.status), (0, 403), "{}", s.out.stderr);
+    assert!(origin.requests().is_empty(), "the origin was contacted");
+    proxy.wait_for_log_count("status=403", 1).await;
+    let log = proxy.log();
+    assert_eq!(
+        log.lines().filter(|l| l.contains("email")).count(),
+        1,
+        "{log}"
+    );
+    let admin = proxy.admin.expect("started with --admin");
+    let metrics = curl(&[&format!("http://{admin}/metrics")]).await.body;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("clawguard_findings_total{rule=\"email\""))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(line.ends_with(&format!(" {n}")), "{line}");
 }

@@ -11,7 +11,9 @@
 
 use crate::config::{Config, ConfigError, Mode};
 use crate::detect::extract::{self, BodyKind, ExtractError, Location, Segment, Source};
-use crate::detect::policy::{self, Decision, Outcome};
+use crate::detect::limits::Limits;
+use crate::detect::policy::{self, Decision, LlmPolicy, Outcome};
+use crate::detect::pseudonymize::{self, Issuer, Pseudonymizer, Restorer, Scope};
 use crate::detect::redact::{self, RedactError, Span};
 use crate::detect::rules::{Action, Category, RulePack};
 use crate::detect::scan::{self, Finding, Scanner};
@@ -70,6 +72,16 @@ pub struct Reported {
     pub outcome: Outcome,
 }
 
+/// How many findings one rule had in a request, all of them (listed or not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleCount {
+    pub rule: String,
+    pub category: Category,
+    pub count: usize,
+    /// The strongest outcome among them.
+    pub outcome: Outcome,
+}
+
 /// What inspection found and decided, for an audit log.
 #[derive(Debug, Clone, Serialize)]
 pub struct Inspection {
@@ -77,10 +89,24 @@ pub struct Inspection {
     pub decision: Decision,
     /// False in dry-run mode, and when `fail_open` let an uninspectable body through.
     pub enforced: bool,
+    /// At most `[inspection] max_findings`, strongest outcomes first when over it.
     pub findings: Vec<Reported>,
+    /// Every finding counted per rule, sorted by rule id (metrics, the log line).
+    pub counts: Vec<RuleCount>,
+    /// Findings counted but not listed in `findings` (over the cap).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unlisted: usize,
     /// Why the body could not be inspected, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For a request to an LLM API (pseudonymization on): what its response is
+    /// restored with (this request's placeholders, then the vault; same scope only).
+    #[serde(skip)]
+    pub restore: Option<Restorer>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Inspection {
@@ -89,8 +115,16 @@ impl Inspection {
             decision: Decision::Allow,
             enforced: true,
             findings: Vec::new(),
+            counts: Vec::new(),
+            unlisted: 0,
             error: None,
+            restore: None,
         }
+    }
+
+    /// Number of findings, listed or not.
+    pub fn total(&self) -> usize {
+        self.counts.iter().map(|c| c.count).sum()
     }
 }
 
@@ -103,7 +137,12 @@ pub struct Engine {
     /// Status of a block answer (`block_status` in the config; 403 by default).
     block_status: StatusCode,
     max_inspect_bytes: usize,
+    limits: Limits,
     fingerprinter: Option<crate::audit::Fingerprinter>,
+    /// Where pseudonymization applies (`llm_hosts`, `[pseudonymize]`, `llm_action`).
+    llm: LlmPolicy,
+    /// The key and vault; pseudonymization is off without one.
+    pseudo: Option<Arc<Pseudonymizer>>,
 }
 
 /// A finding in one of the request's segments.
@@ -113,10 +152,92 @@ struct Hit {
     outcome: Outcome,
 }
 
+/// Every finding of a request, counted; at most `cap` of them kept as [`Hit`]s.
+struct Hits {
+    kept: Vec<Hit>,
+    cap: usize,
+    /// Per rule index: (count, strongest outcome).
+    counts: std::collections::BTreeMap<u32, (usize, Outcome)>,
+    /// Over all findings, kept or not.
+    decision: Decision,
+    redacts: usize,
+}
+
+impl Hits {
+    fn new(cap: usize) -> Hits {
+        Hits {
+            kept: Vec::new(),
+            cap,
+            counts: Default::default(),
+            decision: Decision::Allow,
+            redacts: 0,
+        }
+    }
+
+    fn push(&mut self, hit: Hit) {
+        let c = self
+            .counts
+            .entry(hit.finding.rule_index)
+            .or_insert((0, hit.outcome));
+        c.0 += 1;
+        c.1 = stronger(c.1, hit.outcome);
+        self.decision = self.decision.max(policy::decide([hit.outcome]));
+        self.redacts += usize::from(matches!(
+            hit.outcome,
+            Outcome::Redact | Outcome::Pseudonymize
+        ));
+        self.kept.push(hit);
+        // Trim to the cap now and then, not per push: amortised O(n log cap).
+        if self.kept.len() >= self.cap.saturating_mul(2).max(64) {
+            self.trim();
+        }
+    }
+
+    /// Keep the `cap` strongest outcomes (the ones that decide and must be listed),
+    /// earlier ones first among equals, back in request order.
+    fn trim(&mut self) {
+        if self.kept.len() > self.cap {
+            self.kept
+                .sort_by_key(|h| std::cmp::Reverse(outcome_rank(h.outcome)));
+            self.kept.truncate(self.cap);
+            self.kept
+                .sort_by_key(|h| (h.seg, h.finding.start, h.finding.end));
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.counts.values().map(|c| c.0).sum()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+}
+
+fn outcome_rank(o: Outcome) -> u8 {
+    match o {
+        Outcome::HomeHost => 0,
+        Outcome::Log => 1,
+        Outcome::Pseudonymize => 2,
+        Outcome::Redact => 3,
+        Outcome::Block => 4,
+    }
+}
+
+fn stronger(a: Outcome, b: Outcome) -> Outcome {
+    if outcome_rank(b) > outcome_rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
 impl Engine {
     pub fn new(cfg: &Config) -> Result<Engine, ConfigError> {
         let pack = cfg.rule_pack()?;
-        let mut engine = Engine::with_pack(&pack, cfg.mode, cfg.fail_open, cfg.max_inspect_bytes)?;
+        let mut engine = Engine::with_pack(&pack, cfg.mode, cfg.fail_open, cfg.max_inspect_bytes)?
+            .with_limits(cfg.inspection);
+        engine.llm = cfg.llm_policy();
         engine.block_status =
             StatusCode::from_u16(cfg.block_status).map_err(|_| ConfigError::Invalid {
                 path: "config".into(),
@@ -142,8 +263,50 @@ impl Engine {
             fail_open,
             block_status: StatusCode::FORBIDDEN,
             max_inspect_bytes,
+            limits: Limits::default(),
             fingerprinter: None,
+            llm: LlmPolicy::default(),
+            pseudo: None,
         })
+    }
+
+    /// Pseudonymize findings in requests to LLM APIs with this key and vault (kept by
+    /// the caller across reloads), where the LLM policy says so.
+    pub fn with_pseudonymizer(mut self, p: Arc<Pseudonymizer>) -> Engine {
+        self.pseudo = Some(p);
+        self
+    }
+
+    /// Use this LLM policy instead of the configuration's (tests, tools).
+    pub fn with_llm_policy(mut self, llm: LlmPolicy) -> Engine {
+        self.llm = llm;
+        self
+    }
+
+    /// Whether a request to `host` with `path` is an LLM API call that is pseudonymized
+    /// and whose answer is restored.
+    pub fn is_llm_api(&self, host: &str, path: &str) -> bool {
+        self.pseudo.is_some() && self.llm.is_llm_api(host, path)
+    }
+
+    /// An issuer for `req` when it is an LLM API call: scoped to `user` when the proxy
+    /// authenticated one, else to the client's address.
+    fn issuer(&self, req: &RequestInfo<'_>, user: Option<&str>) -> Option<Issuer> {
+        let p = self.pseudo.as_ref()?;
+        if !self.llm.is_llm_api(req.host, req.uri.path()) {
+            return None;
+        }
+        let scope = match user {
+            Some(u) => Scope::user(u),
+            None => Scope::client(req.client.ip()),
+        };
+        Some(p.issuer(scope))
+    }
+
+    /// Use these inspection bounds instead of the defaults.
+    pub fn with_limits(mut self, limits: Limits) -> Engine {
+        self.limits = limits;
+        self
     }
 
     /// Report a keyed fingerprint of every matched value in [`Reported::fingerprint`].
@@ -173,13 +336,57 @@ impl Engine {
     }
 
     pub fn too_large_report(&self, req: &RequestInfo<'_>) -> (Verdict, Inspection) {
-        let segs = extract::request_segments(req.uri, req.headers);
-        let hits = self.scan_segments(req, &segs, |s| s.source != Source::Uri && s.redactable);
-        self.finish(req, &segs, hits, Some(ExtractError::TooLarge), None)
+        self.too_large_inner(req, None)
     }
 
-    /// [`Engine::inspect`] plus the report of what was found and decided.
+    /// [`Engine::too_large_report`] for a caller that restores the response with
+    /// [`Inspection::restore`] (see [`Engine::inspect_for_llm`]).
+    pub fn too_large_for_llm(
+        &self,
+        req: &RequestInfo<'_>,
+        user: Option<&str>,
+    ) -> (Verdict, Inspection) {
+        self.too_large_inner(req, self.issuer(req, user))
+    }
+
+    fn too_large_inner(
+        &self,
+        req: &RequestInfo<'_>,
+        issuer: Option<Issuer>,
+    ) -> (Verdict, Inspection) {
+        let segs = extract::request_segments(req.uri, req.headers);
+        let hits = self.scan_segments(req, &segs, issuer.is_some(), |s| {
+            s.source != Source::Uri && s.redactable
+        });
+        self.finish(req, &segs, hits, Some(ExtractError::TooLarge), None, issuer)
+    }
+
+    /// [`Engine::inspect`] plus the report of what was found and decided. Findings in
+    /// requests to LLM APIs get the rules' usual actions here: only a caller that
+    /// restores the response may pseudonymize ([`Engine::inspect_for_llm`]).
     pub fn inspect_report(&self, req: &RequestInfo<'_>, body: &Bytes) -> (Verdict, Inspection) {
+        self.inspect_inner(req, body, None)
+    }
+
+    /// [`Engine::inspect_report`] for a caller that restores the response with
+    /// [`Inspection::restore`] (the proxy): findings in the conversation sent to an LLM
+    /// API are pseudonymized, with placeholders scoped to the authenticated proxy `user`
+    /// (without one: to the client's address).
+    pub fn inspect_for_llm(
+        &self,
+        req: &RequestInfo<'_>,
+        body: &Bytes,
+        user: Option<&str>,
+    ) -> (Verdict, Inspection) {
+        self.inspect_inner(req, body, self.issuer(req, user))
+    }
+
+    fn inspect_inner(
+        &self,
+        req: &RequestInfo<'_>,
+        body: &Bytes,
+        issuer: Option<Issuer>,
+    ) -> (Verdict, Inspection) {
         let mut segs = extract::request_segments(req.uri, req.headers);
         let decoded = extract::decode_body(req.headers, body, self.max_inspect_bytes);
         let content_type = req
@@ -198,12 +405,14 @@ impl Engine {
             }
             None => (BodyKind::Empty, 0),
         };
-        let hits = self.scan_segments(req, &segs, |s| {
+        let hits = self.scan_segments(req, &segs, issuer.is_some(), |s| {
             // The URL has no place in a Rewrite verdict: it cannot be redacted.
             s.source != Source::Uri && s.redactable
         });
         if hits.is_empty() && error.is_none() {
-            return (Verdict::Pass { would: None }, Inspection::clean());
+            let mut clean = Inspection::clean();
+            clean.restore = issuer.map(Issuer::into_restorer);
+            return (Verdict::Pass { would: None }, clean);
         }
         let body_ctx = BodyCtx {
             wire: body,
@@ -211,7 +420,7 @@ impl Engine {
             kind,
             nested,
         };
-        self.finish(req, &segs, hits, error, Some(body_ctx))
+        self.finish(req, &segs, hits, error, Some(body_ctx), issuer)
     }
 
     /// Scan every segment and judge each finding; `redactable` says whether a segment
@@ -220,15 +429,26 @@ impl Engine {
         &self,
         req: &RequestInfo<'_>,
         segs: &[Segment<'_>],
+        llm_api: bool,
         redactable: impl Fn(&Segment<'_>) -> bool,
-    ) -> Vec<Hit> {
-        let mut hits = Vec::new();
+    ) -> Hits {
+        let mut hits = Hits::new(self.limits.max_findings.max(1));
+        let llm = llm_api.then_some(&self.llm);
         for (i, seg) in segs.iter().enumerate() {
             for finding in self.scanner.scan(&seg.view) {
+                // Our own placeholder (sent back by the client) carries no value: skip a
+                // finding that matches nothing once its placeholders are blanked out.
+                if let Some(blanked) =
+                    pseudonymize::blank_placeholders(&seg.view[finding.start..finding.end])
+                {
+                    if self.scanner.scan(&blanked).is_empty() {
+                        continue;
+                    }
+                }
                 let rule = self.scanner.rule(&finding);
                 let can_redact = redactable(seg);
                 let outcome = raise(
-                    policy::outcome(rule, &seg.location, req.host, can_redact),
+                    policy::outcome_for(rule, &seg.location, req.host, can_redact, llm),
                     req.floor,
                     can_redact,
                 );
@@ -239,6 +459,7 @@ impl Engine {
                 });
             }
         }
+        hits.trim();
         hits
     }
 
@@ -246,15 +467,18 @@ impl Engine {
         &self,
         req: &RequestInfo<'_>,
         segs: &[Segment<'_>],
-        hits: Vec<Hit>,
+        hits: Hits,
         error: Option<ExtractError>,
         body: Option<BodyCtx<'_>>,
+        mut issuer: Option<Issuer>,
     ) -> (Verdict, Inspection) {
         let dry = self.mode == Mode::DryRun;
         let findings: Vec<Reported> = hits
+            .kept
             .iter()
             .map(|h| {
                 let seg = &segs[h.seg];
+                let value = &seg.view[h.finding.start..h.finding.end];
                 Reported {
                     rule: h.finding.rule.to_string(),
                     category: h.finding.category,
@@ -263,44 +487,53 @@ impl Engine {
                         Location::Header(n) => Some(n.clone()),
                         _ => None,
                     },
-                    preview: scan::preview(&seg.view[h.finding.start..h.finding.end]),
-                    fingerprint: self
-                        .fingerprinter
-                        .as_ref()
-                        .map(|f| f.fingerprint(&seg.view[h.finding.start..h.finding.end])),
+                    preview: scan::preview(value),
+                    fingerprint: self.fingerprinter.as_ref().map(|f| f.fingerprint(value)),
                     outcome: h.outcome,
                 }
             })
             .collect();
-        let by_findings = policy::decide(hits.iter().map(|h| h.outcome));
+        let counts: Vec<RuleCount> = {
+            let mut c: Vec<RuleCount> = hits
+                .counts
+                .iter()
+                .map(|(&idx, &(count, outcome))| {
+                    let rule = &self.scanner.rules()[idx as usize];
+                    RuleCount {
+                        rule: rule.id.clone(),
+                        category: rule.category,
+                        count,
+                        outcome,
+                    }
+                })
+                .collect();
+            c.sort_by(|a, b| a.rule.cmp(&b.rule));
+            c
+        };
+        let total = hits.total();
+        let by_findings = hits.decision;
+        // A redaction must list every span it removes; past the cap it cannot.
+        let too_many_to_redact = matches!(by_findings, Decision::Redact | Decision::Pseudonymize)
+            && hits.redacts > hits.kept.len();
         // An uninspected body blocks unless fail_open says otherwise.
         let body_blocks = error.is_some() && !self.fail_open;
-        let decision = if body_blocks {
+        let decision = if body_blocks || too_many_to_redact {
             Decision::Block
         } else {
             by_findings
         };
-        for f in &findings {
-            log_finding(req.request_id, f, dry);
-        }
-        if let Some(e) = &error {
-            if dry || self.fail_open {
-                tracing::warn!(request_id = req.request_id, error = %e, fail_open = self.fail_open,
-                    "body not inspected; {}", if body_blocks { "would block" } else { "forwarded (fail_open)" });
-            } else {
-                tracing::warn!(request_id = req.request_id, error = %e, "body not inspected; blocked");
-            }
-        }
         let mut report = Inspection {
             decision,
             enforced: !(dry || error.is_some() && self.fail_open),
+            unlisted: total - findings.len(),
             findings,
+            counts,
             error: error.as_ref().map(|e| e.to_string()),
+            restore: None,
         };
         if dry {
-            if let Some(a) = decision.would() {
-                tracing::warn!(request_id = req.request_id, "dry-run: would {}", a.as_str());
-            }
+            report.restore = issuer.map(Issuer::into_restorer);
+            log_request(req, &report, dry, None);
             return (
                 Verdict::Pass {
                     would: decision.would(),
@@ -308,36 +541,53 @@ impl Engine {
                 report,
             );
         }
+        let mut note = None;
         let verdict = match decision {
             Decision::Allow => Verdict::Pass { would: None },
             // Findings that block say more than "could not inspect": report them first.
             Decision::Block => match error {
-                Some(_) if by_findings == Decision::Block => {
+                _ if by_findings == Decision::Block => {
                     blocked(req, self.block_status, &report.findings, &[Outcome::Block])
                 }
                 Some(ExtractError::TooLarge) => too_large_response(req, self.max_inspect_bytes),
                 Some(ExtractError::Undecodable(reason)) => undecodable_response(req, &reason),
-                None => blocked(req, self.block_status, &report.findings, &[Outcome::Block]),
-            },
-            Decision::Redact => match body.map(|b| rewrite(req, segs, &hits, b)) {
-                Some(Ok(v)) => v,
-                other => {
-                    let reason = match other {
-                        Some(Err(e)) => e.to_string(),
-                        _ => "no body to rewrite".to_string(),
-                    };
-                    tracing::error!(request_id = req.request_id, error = %reason,
-                        "redaction failed; blocking the request (fail-closed)");
-                    report.decision = Decision::Block;
+                None => {
+                    note = Some(format!(
+                        "{} findings to redact, more than max_findings = {}: blocked instead",
+                        hits.redacts, hits.cap
+                    ));
                     blocked(
                         req,
                         self.block_status,
                         &report.findings,
-                        &[Outcome::Block, Outcome::Redact],
+                        &[Outcome::Block, Outcome::Redact, Outcome::Pseudonymize],
                     )
                 }
             },
+            Decision::Redact | Decision::Pseudonymize => {
+                match body.map(|b| rewrite(req, segs, &hits.kept, b, issuer.as_mut())) {
+                    Some(Ok(v)) => v,
+                    other => {
+                        let reason = match other {
+                            Some(Err(e)) => e.to_string(),
+                            _ => "no body to rewrite".to_string(),
+                        };
+                        note = Some(format!(
+                            "redaction failed ({reason}): blocked instead (fail-closed)"
+                        ));
+                        report.decision = Decision::Block;
+                        blocked(
+                            req,
+                            self.block_status,
+                            &report.findings,
+                            &[Outcome::Block, Outcome::Redact, Outcome::Pseudonymize],
+                        )
+                    }
+                }
+            }
         };
+        report.restore = issuer.map(Issuer::into_restorer);
+        log_request(req, &report, dry, note.as_deref());
         (verdict, report)
     }
 }
@@ -367,17 +617,54 @@ struct BodyCtx<'a> {
     nested: usize,
 }
 
-fn log_finding(request_id: &str, f: &Reported, dry: bool) {
-    let prefix = if dry { "dry-run: would " } else { "" };
-    match f.outcome {
-        Outcome::Block | Outcome::Redact => tracing::warn!(
-            request_id, rule = %f.rule, category = %f.category, location = %f.location,
-            preview = %f.preview, "{prefix}{} finding", f.outcome.as_str()
-        ),
-        Outcome::Log | Outcome::HomeHost => tracing::info!(
-            request_id, rule = %f.rule, category = %f.category, location = %f.location,
-            preview = %f.preview, outcome = f.outcome.as_str(), "finding"
-        ),
+/// Masked previews named in the one log line per request.
+const LOGGED_EXAMPLES: usize = 5;
+
+/// One line per inspected request that found anything or could not inspect the body:
+/// the decision and every rule's count (never a value; previews are in the audit record).
+/// A body of a million findings writes one line, not a million.
+fn log_request(req: &RequestInfo<'_>, r: &Inspection, dry: bool, note: Option<&str>) {
+    if r.counts.is_empty() && r.error.is_none() {
+        return;
+    }
+    let rules = r
+        .counts
+        .iter()
+        .map(|c| format!("{}={}({})", c.rule, c.count, c.outcome.as_str()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut locations: Vec<String> = r.findings.iter().map(|f| f.location.to_string()).collect();
+    locations.sort_unstable();
+    locations.dedup();
+    let locations = locations.join(",");
+    // A few masked previews, so an operator can tell which values fired.
+    let examples = r
+        .findings
+        .iter()
+        .take(LOGGED_EXAMPLES)
+        .map(|f| format!("{} in {}: {}", f.rule, f.location, f.preview))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let what = match (dry, r.decision) {
+        (true, Decision::Allow) => "dry-run: would allow".to_string(),
+        (true, d) => format!("dry-run: would {}", d.as_str()),
+        (false, Decision::Allow) if r.error.is_some() => {
+            "body not inspected; forwarded (fail_open)".to_string()
+        }
+        (false, Decision::Allow) => "findings logged; allowed".to_string(),
+        (false, Decision::Block) => "blocked".to_string(),
+        (false, Decision::Redact) => "redacted".to_string(),
+        (false, Decision::Pseudonymize) => "pseudonymized".to_string(),
+    };
+    let findings = r.total();
+    let error = r.error.as_deref().unwrap_or("");
+    let note = note.unwrap_or("");
+    if r.decision == Decision::Allow && r.error.is_none() {
+        tracing::info!(request_id = req.request_id, findings, rules = %rules,
+            locations = %locations, examples = %examples, "{what}");
+    } else {
+        tracing::warn!(request_id = req.request_id, findings, rules = %rules,
+            locations = %locations, examples = %examples, error, note, "{what}");
     }
 }
 
@@ -387,16 +674,34 @@ fn rewrite(
     segs: &[Segment<'_>],
     hits: &[Hit],
     body: BodyCtx<'_>,
+    mut issuer: Option<&mut Issuer>,
 ) -> Result<Verdict, RedactError> {
     let mut body_spans = Vec::new();
     let mut header_spans: Vec<(usize, Span)> = Vec::new();
-    for h in hits.iter().filter(|h| h.outcome == Outcome::Redact) {
+    for h in hits
+        .iter()
+        .filter(|h| matches!(h.outcome, Outcome::Redact | Outcome::Pseudonymize))
+    {
         let seg = &segs[h.seg];
         let (start, end) = seg.raw_span(h.finding.start, h.finding.end);
+        // A placeholder stands for the value as the receiver decodes it (the view),
+        // and is restored escaped for wherever the model writes it back.
+        let replacement = match (h.outcome, issuer.as_deref_mut()) {
+            (Outcome::Pseudonymize, Some(iss)) => {
+                let entity =
+                    pseudonymize::placeholder::entity_for(&h.finding.rule, h.finding.category);
+                let p = iss
+                    .issue(entity, &seg.view[h.finding.start..h.finding.end])
+                    .map_err(|_| RedactError::Invalid("placeholder (collision)"))?;
+                Some(Arc::from(p))
+            }
+            _ => None,
+        };
         let span = Span {
             start,
             end,
             rule: h.finding.rule.clone(),
+            replacement,
         };
         match seg.source {
             Source::Body => body_spans.push(span),
@@ -1087,15 +1392,96 @@ action = "log"
             logs.contains("api-key") && logs.contains("payment-card"),
             "{logs}"
         );
-        assert!(
-            logs.contains("req-1") && logs.contains("location=body"),
-            "{logs}"
-        );
+        assert!(logs.contains("req-1") && logs.contains("body"), "{logs}");
         assert!(logs.contains("dry-run: would block"), "{logs}");
         assert!(
             !logs.contains("Zq8vN3kLm2Rt5Xw9Yb4Hc7Jd") && !logs.contains("4111 1111 1111 1111"),
             "{logs}"
         );
+    }
+
+    /// Many findings: at most `max_findings` listed, all counted, and the decision is
+    /// the one all of them make.
+    #[test]
+    fn findings_over_the_cap_still_decide() {
+        let capped = |n| engine(Mode::Enforce, false).with_limits(Limits { max_findings: n });
+        let cards = |n: usize| {
+            (0..n)
+                .map(|_| "4111 1111 1111 1111")
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
+        let req = json_req("h.example");
+        // Under the cap: redacted, every span.
+        let body = Bytes::from(serde_json::json!({ "c": cards(4) }).to_string());
+        let (v, report) = capped(5).inspect_report(&req.info(), &body);
+        let (_, out) = rewritten(v);
+        assert!(!String::from_utf8_lossy(&out).contains("4111"));
+        assert_eq!((report.findings.len(), report.unlisted), (4, 0));
+        // Over it: the redaction cannot list every span, so it blocks.
+        let body = Bytes::from(serde_json::json!({ "c": cards(12) }).to_string());
+        let (v, report) = capped(5).inspect_report(&req.info(), &body);
+        assert_eq!(response(&v).0, 403);
+        assert_eq!(report.decision, Decision::Block);
+        assert_eq!((report.findings.len(), report.unlisted), (5, 7));
+        assert_eq!(report.counts.len(), 1);
+        assert_eq!(
+            (report.counts[0].rule.as_str(), report.counts[0].count),
+            ("payment-card", 12)
+        );
+        // A blocking finding after many log-only ones is listed and blocks.
+        let mails = (0..50)
+            .map(|i| format!("u{i}@example.com"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let body = Bytes::from(serde_json::json!({ "m": mails, "k": TOKEN }).to_string());
+        let (v, report) = capped(3).inspect_report(&req.info(), &body);
+        let (status, json) = response(&v);
+        assert_eq!(status, 403);
+        assert_eq!(json["findings"][0]["rule"], "api-key");
+        assert_eq!(report.findings.len(), 3);
+        assert_eq!(report.findings[0].rule, "api-key");
+        assert_eq!(report.total(), 51);
+        // Log-only findings over the cap change nothing.
+        let body = Bytes::from(serde_json::json!({ "m": mails }).to_string());
+        let (v, report) = capped(3).inspect_report(&req.info(), &body);
+        assert!(matches!(v, Verdict::Pass { would: None }));
+        assert_eq!((report.findings.len(), report.unlisted), (3, 47));
+    }
+
+    /// Issue 8: one log line per request, however many findings.
+    #[test]
+    fn one_log_line_per_request() {
+        let buf = LogBuf::default();
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        let mails = (0..2000)
+            .map(|i| format!("u{i}@example.com"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        tracing::subscriber::with_default(subscriber, || {
+            let body = Bytes::from(serde_json::json!({ "m": mails, "k": TOKEN }).to_string());
+            engine(Mode::Enforce, false).inspect(&json_req("h.example").info(), &body);
+        });
+        let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(logs.lines().count(), 1, "{logs}");
+        assert!(logs.contains("email=2000(log)"), "{logs}");
+        assert!(logs.contains("api-key=1(block)"), "{logs}");
+    }
+
+    #[derive(Clone, Default)]
+    struct LogBuf(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for LogBuf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod engine;
 pub mod extract;
+pub mod limits;
 pub mod policy;
 pub mod pseudonymize;
 pub mod redact;

@@ -15,6 +15,9 @@ pub struct Span {
     pub start: usize,
     pub end: usize,
     pub rule: Arc<str>,
+    /// Written instead of the `[REDACTED:<rule>]` marker: a pseudonymization
+    /// placeholder (letters and `_`, so the same in every style and at any JSON depth).
+    pub replacement: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +61,15 @@ pub fn merge(mut spans: Vec<Span>) -> Vec<Span> {
     out
 }
 
+/// Whether a span with a replacement overlaps another span.
+fn has_overlapping_replacement(spans: &[Span]) -> bool {
+    let mut sorted: Vec<&Span> = spans.iter().collect();
+    sorted.sort_by_key(|s| (s.start, s.end));
+    sorted.windows(2).any(|w| {
+        w[1].start < w[0].end && (w[0].replacement.is_some() || w[1].replacement.is_some())
+    })
+}
+
 /// Replace every span of `src` with its marker. `forbidden` bytes inside a span mean
 /// the span crosses the surrounding syntax (a form's `&`), which is refused.
 fn replace(
@@ -67,6 +79,10 @@ fn replace(
     forbidden: &[u8],
     what: &'static str,
 ) -> Result<Vec<u8>, RedactError> {
+    // Merging would make one placeholder stand for more than its value.
+    if has_overlapping_replacement(&spans) {
+        return Err(RedactError::Structure("overlapping placeholder"));
+    }
     let spans = merge(spans);
     let mut out = Vec::with_capacity(src.len() + spans.len() * 24);
     let mut pos = 0;
@@ -78,7 +94,10 @@ fn replace(
             return Err(RedactError::Structure(what));
         }
         out.extend_from_slice(&src[pos..s.start]);
-        out.extend_from_slice(marker(&s.rule, style).as_bytes());
+        match &s.replacement {
+            Some(r) => out.extend_from_slice(r.as_bytes()),
+            None => out.extend_from_slice(marker(&s.rule, style).as_bytes()),
+        }
         pos = s.end;
     }
     out.extend_from_slice(&src[pos..]);
@@ -144,7 +163,26 @@ mod tests {
             start: s,
             end: e,
             rule: Arc::from(rule),
+            replacement: None,
         }
+    }
+
+    #[test]
+    fn replacements_instead_of_markers() {
+        let body = br#"{"a": "call 13800138000 now", "b": "x"}"#;
+        let s = body.windows(11).position(|w| w == b"13800138000").unwrap();
+        let mut sp = span(s, s + 11, "cn-mobile");
+        sp.replacement = Some(Arc::from("CG_PHONE_abcdefghijklm"));
+        let out = json(body, vec![sp.clone()], 0).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"a": "call CG_PHONE_abcdefghijklm now", "b": "x"}"#
+        );
+        // A placeholder may not be merged with another finding.
+        assert_eq!(
+            json(body, vec![sp, span(s + 5, s + 13, "other")], 0),
+            Err(RedactError::Structure("overlapping placeholder"))
+        );
     }
 
     /// Raw spans of `needle` found in a body's decoded view.

@@ -57,6 +57,9 @@ pub enum Action {
     Block,
     Redact,
     Log,
+    /// Replace by a placeholder in requests to LLM APIs and restore it in the answer
+    /// (see `detect::policy`); elsewhere the same as `redact`.
+    Pseudonymize,
 }
 
 impl Action {
@@ -65,6 +68,7 @@ impl Action {
             Action::Block => "block",
             Action::Redact => "redact",
             Action::Log => "log",
+            Action::Pseudonymize => "pseudonymize",
         }
     }
 

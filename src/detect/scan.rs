@@ -680,11 +680,16 @@ fn has_context(hay: &[u8], ms: usize, me: usize, rule: &CompiledRule) -> bool {
 }
 
 /// Sort by start and drop findings that overlap a stronger one.
+///
+/// Greedy, strongest first (priority, then length, then earlier start). The findings kept
+/// so far are disjoint, so sorted by start they are sorted by end too: the only one that
+/// can overlap a new finding is the last kept one starting before the new one's end.
+/// One ordered-map lookup per finding: O(n log n) overall (a body of 1 MiB that is all
+/// e-mail addresses holds ~150 000 findings; a pairwise check took seconds there).
 fn resolve_overlaps(rules: &[CompiledRule], mut found: Vec<Finding>) -> Vec<Finding> {
     if found.len() < 2 {
         return found;
     }
-    // Strongest first: priority, then length, then earlier start.
     found.sort_by(|a, b| {
         let pa = rules[a.rule_index as usize].priority;
         let pb = rules[b.rule_index as usize].priority;
@@ -692,14 +697,22 @@ fn resolve_overlaps(rules: &[CompiledRule], mut found: Vec<Finding>) -> Vec<Find
             .then((b.end - b.start).cmp(&(a.end - a.start)))
             .then(a.start.cmp(&b.start))
     });
-    let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
+    // start -> end of every kept finding (`confirm` never yields an empty one, so no two
+    // kept findings share a start).
+    let mut kept: std::collections::BTreeMap<usize, usize> = std::collections::BTreeMap::new();
+    let mut out: Vec<Finding> = Vec::with_capacity(found.len());
     for f in found {
-        if !kept.iter().any(|k| k.start < f.end && f.start < k.end) {
-            kept.push(f);
+        let overlaps = kept
+            .range(..f.end)
+            .next_back()
+            .is_some_and(|(_, &e)| f.start < e);
+        if !overlaps {
+            kept.insert(f.start, f.end);
+            out.push(f);
         }
     }
-    kept.sort_by_key(|f| (f.start, f.end));
-    kept
+    out.sort_by_key(|f| (f.start, f.end));
+    out
 }
 
 #[cfg(test)]
@@ -783,6 +796,61 @@ mod tests {
             .scan_reader(Trickle(&data, 4093), 0, |f| streamed.push(f))
             .unwrap();
         assert_eq!(streamed, whole);
+    }
+
+    /// The ordered-map resolution keeps exactly what the pairwise check kept.
+    #[test]
+    fn overlap_resolution_matches_the_pairwise_check() {
+        use rand::{Rng, SeedableRng};
+        let scanner = Scanner::new(&RulePack::builtin()).unwrap();
+        let rules = &scanner.rules;
+        let pairwise = |mut found: Vec<Finding>| {
+            found.sort_by(|a, b| {
+                let pa = rules[a.rule_index as usize].priority;
+                let pb = rules[b.rule_index as usize].priority;
+                pb.cmp(&pa)
+                    .then((b.end - b.start).cmp(&(a.end - a.start)))
+                    .then(a.start.cmp(&b.start))
+            });
+            let mut kept: Vec<Finding> = Vec::new();
+            for f in found {
+                if !kept.iter().any(|k| k.start < f.end && f.start < k.end) {
+                    kept.push(f);
+                }
+            }
+            kept.sort_by_key(|f| (f.start, f.end));
+            kept
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for _ in 0..500 {
+            let n = rng.random_range(0..40);
+            let found: Vec<Finding> = (0..n)
+                .map(|_| {
+                    let start = rng.random_range(0..100);
+                    let idx = rng.random_range(0..rules.len()) as u32;
+                    Finding {
+                        rule: rules[idx as usize].id.clone(),
+                        category: rules[idx as usize].category,
+                        start,
+                        end: start + rng.random_range(1..20),
+                        rule_index: idx,
+                    }
+                })
+                .collect();
+            assert_eq!(resolve_overlaps(rules, found.clone()), pairwise(found));
+        }
+    }
+
+    /// Issue 8: a body of nothing but e-mail addresses (one finding every 7 bytes).
+    /// Pairwise resolution took ~7.5 s for 1 MiB; this must finish in well under that on
+    /// any machine, but nothing here asserts on time: it asserts on what is found.
+    #[test]
+    fn a_body_of_findings_is_resolved() {
+        let scanner = Scanner::new(&RulePack::builtin()).unwrap();
+        let body = b"a@a.bc ".repeat((1 << 20) / 7);
+        let found = scanner.scan(&body);
+        assert!(found.len() > 100_000, "{}", found.len());
+        assert!(found.windows(2).all(|w| w[0].end <= w[1].start));
     }
 
     #[test]

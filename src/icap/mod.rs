@@ -910,11 +910,12 @@ impl Audited {
     fn take(&mut self, r: &Inspection, mode: Mode, state: &ProxyState) {
         self.decision = crate::audit::decision_label(r.decision, mode);
         self.reason = r.error.clone();
-        for f in &r.findings {
+        // Every finding, listed or not (`[inspection] max_findings` caps the list).
+        for c in &r.counts {
             state
                 .metrics
                 .findings
-                .inc(&[f.rule.as_str(), f.category.as_str()], 1);
+                .inc(&[c.rule.as_str(), c.category.as_str()], c.count as u64);
         }
         if state.audit_enabled() {
             self.findings = r.findings.iter().map(AuditFinding::from).collect();
@@ -1118,7 +1119,7 @@ pub async fn run(cfg: Config, source: ConfigSource) -> Result<(), IcapError> {
             .await
             .map_err(|source| IcapError::Bind { addr: a, source })?;
         eprintln!("clawguard admin listening on {}", l.local_addr()?);
-        tokio::spawn(crate::admin::serve(l, state.clone()));
+        crate::admin::spawn(l, state.clone()).map_err(ProxyError::from)?;
     }
     crate::proxy::reload_on_sighup(state.clone());
     let svc = IcapService::new(state.clone(), icap_cfg);

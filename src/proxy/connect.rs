@@ -1,229 +1,193 @@
-//! `CONNECT host:port`: a blind tunnel for bypassed hosts, otherwise interception. After our
-//! 200 the first byte decides: 0x16 (TLS handshake record) → terminate TLS with a minted leaf;
-//! anything else → plain HTTP/1.1 (undici sends every `http://` request through CONNECT).
+//! CONNECT: the route phase approves `host:port`, the proxy answers `200`, and the
+//! tunnel's first byte decides what it carries:
+//!
+//! - `0x16` (a TLS handshake record): a `bypass` destination gets a blind tunnel (for
+//!   certificate-pinned clients); anything else is intercepted with a leaf minted for the
+//!   CONNECT host (whatever the SNI says).
+//! - an upper-case letter (an HTTP method): plain HTTP, always intercepted and inspected,
+//!   `bypass` or not (undici sends every `http://` request through CONNECT).
+//! - anything else cannot be inspected: closed in enforce mode, relayed when the operator
+//!   chose `fail_open` or dry-run.
+//!
+//! This module only opens and classifies tunnels; the connection layer
+//! ([`super::listener`]) serves the HTTP inside them with the same pipeline.
 
-use super::body::{self, error_response, ProxyBody};
-use super::forward::{handle, strip_brackets, Checked, Conn, Record, Target};
-use super::{Live, ProxyState};
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use std::net::SocketAddr;
+use super::body::{self, ProxyBody};
+use super::ctx::{Conn, RequestCtx, Route};
+use super::pipeline::Stop;
+use super::refusal::{Refusal, UpstreamKind};
+use super::route;
+use super::state::ProxyState;
+use http::{Request, Response};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-pub(crate) async fn connect(
-    state: Arc<ProxyState>,
-    live: &Live,
-    client: SocketAddr,
+/// A tunnel the client was told it has, waiting for its first bytes.
+pub(crate) struct PendingTunnel {
+    upgrade: OnUpgrade,
+    route: Route,
+    /// For a `bypass` destination: the origin connection, opened before answering so a
+    /// dead origin is a 502 rather than a silently closed tunnel.
+    bypass: Option<TcpStream>,
+    /// The connection the CONNECT arrived on (client address, connection slot).
+    outer: Arc<Conn>,
+    /// Who authenticated the CONNECT: the tunnel's requests are theirs.
     user: Option<Arc<str>>,
-    req: Request<Incoming>,
-    id: &str,
-    rec: &mut Record,
-) -> Response<ProxyBody> {
-    let bad = |m: &str| error_response(StatusCode::BAD_REQUEST, m, id);
-    let Some(authority) = req.uri().authority() else {
-        return bad("CONNECT needs host:port");
-    };
-    let Some(port) = authority.port_u16() else {
-        return bad("CONNECT needs host:port");
-    };
-    let host = strip_brackets(authority.host()).to_ascii_lowercase();
-    if host.is_empty() {
-        return bad("CONNECT needs host:port");
-    }
-
-    // Egress on the resolved addresses; everything after connects only to these.
-    let allowed = match live.cfg.egress.resolve_and_check(&host, port).await {
-        Ok(a) => a,
-        Err(d) => {
-            rec.deny(&d);
-            return error_response(StatusCode::FORBIDDEN, &d.to_string(), id);
-        }
-    };
-    let addrs: Arc<[SocketAddr]> = Arc::from(allowed.addrs);
-
-    if allowed.bypass || live.bypassed(&host) {
-        rec.decision = "bypass";
-        // Connect before answering so a dead origin is a 502, not a silently closed tunnel.
-        let connect_timeout = std::time::Duration::from_secs(live.cfg.connect_timeout_secs);
-        let upstream =
-            match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(&addrs[..]))
-                .await
-            {
-                Err(_) => {
-                    state.metrics.upstream_errors.inc(&["timeout"], 1);
-                    return error_response(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "timed out connecting to upstream",
-                        id,
-                    );
-                }
-                Ok(Err(e)) => {
-                    state.metrics.upstream_errors.inc(&["connect"], 1);
-                    return error_response(
-                        StatusCode::BAD_GATEWAY,
-                        &format!("cannot connect to upstream: {e}"),
-                        id,
-                    );
-                }
-                Ok(Ok(s)) => s,
-            };
-        let tid = id.to_string();
-        tokio::spawn(async move {
-            let id = tid;
-            match hyper::upgrade::on(req).await {
-                Ok(up) => {
-                    let mut up = TokioIo::new(up);
-                    let mut upstream = upstream;
-                    let r = tokio::io::copy_bidirectional(&mut up, &mut upstream).await;
-                    tracing::debug!(request_id = %id, result = ?r, "bypass tunnel closed");
-                }
-                Err(e) => tracing::debug!(request_id = %id, error = %e, "upgrade failed"),
-            }
-        });
-        tracing::info!(request_id = %id, host = %host, "bypass tunnel (not inspected)");
-        return Response::new(body::empty());
-    }
-
-    rec.decision = "tunnel";
-    let id = id.to_string();
-    let checked = Checked {
-        target: Target {
-            https: false, // decided by the first byte in `intercept`
-            host,
-            port,
-        },
-        addrs,
-        floor: allowed.findings,
-    };
-    let idle = std::time::Duration::from_secs(live.cfg.upstream_timeout_secs);
-    tokio::spawn(async move {
-        let upgraded = match hyper::upgrade::on(req).await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::debug!(request_id = %id, error = %e, "upgrade failed");
-                return;
-            }
-        };
-        intercept(
-            state,
-            client,
-            user,
-            checked,
-            idle,
-            TokioIo::new(upgraded),
-            &id,
-        )
-        .await;
-    });
-    Response::new(body::empty())
+    pub span: tracing::Span,
 }
 
-async fn intercept<IO>(
-    state: Arc<ProxyState>,
-    client: SocketAddr,
-    user: Option<Arc<str>>,
-    mut checked: Checked,
-    idle: std::time::Duration,
-    mut io: IO,
-    id: &str,
-) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+/// The CONNECT phase.
+pub(crate) async fn open<B>(
+    state: &ProxyState,
+    ctx: &mut RequestCtx,
+    mut req: Request<B>,
+) -> Result<(Response<ProxyBody>, PendingTunnel), Stop> {
+    if ctx.conn.tunnel.is_some() {
+        return Err(Refusal::BadRequest("CONNECT inside a tunnel is not supported").into());
+    }
+    let (target, written) = route::connect_target(req.uri())?;
+    let approved = route::destination(state, ctx, target, &written).await?;
+    let bypass = if approved.bypass {
+        let timeout = Duration::from_secs(ctx.live.cfg.connect_timeout_secs);
+        let dest = &approved.route.dest;
+        match tokio::time::timeout(timeout, TcpStream::connect(&approved.route.addrs[..])).await {
+            Err(_) => {
+                return Err(Refusal::Upstream {
+                    kind: UpstreamKind::Timeout,
+                    message: format!("timed out connecting to {dest}"),
+                }
+                .into())
+            }
+            Ok(Err(e)) => {
+                return Err(Refusal::Upstream {
+                    kind: UpstreamKind::Connect,
+                    message: format!("cannot connect to {dest}: {e}"),
+                }
+                .into())
+            }
+            Ok(Ok(s)) => Some(s),
+        }
+    } else {
+        None
+    };
+    ctx.record.decision = if bypass.is_some() { "bypass" } else { "tunnel" };
+    let pending = PendingTunnel {
+        upgrade: hyper::upgrade::on(&mut req),
+        route: approved.route,
+        bypass,
+        outer: ctx.conn.clone(),
+        user: ctx.user.clone(),
+        span: tracing::Span::current(),
+    };
+    Ok((Response::new(body::empty()), pending))
+}
+
+/// A tunnel whose first bytes said "HTTP", in the clear or inside TLS we terminate.
+pub(crate) enum Established {
+    Plain(Rewind<TokioIo<Upgraded>>, Arc<Conn>),
+    Tls(
+        Box<tokio_rustls::server::TlsStream<Rewind<TokioIo<Upgraded>>>>,
+        Arc<Conn>,
+    ),
+}
+
+/// Wait for the tunnel, read its first byte and act on it. `None`: the tunnel was
+/// relayed blind or closed here; nothing to serve.
+pub(crate) async fn establish(state: &ProxyState, p: PendingTunnel) -> Option<Established> {
+    let live = state.live();
+    let idle = Duration::from_secs(live.cfg.upstream_timeout_secs);
+    let mut io = match p.upgrade.await {
+        Ok(u) => TokioIo::new(u),
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade failed");
+            return None;
+        }
+    };
     // A client that opens a tunnel and never speaks must not hold a task forever.
     let mut first = [0u8; 1];
     match tokio::time::timeout(idle, io.read(&mut first)).await {
         Ok(Ok(1)) => {}
-        _ => return,
+        _ => return None,
     }
     let mut io = Rewind {
         first: Some(first[0]),
         inner: io,
     };
+    let dest = p.route.dest.clone();
     let tls = first[0] == TLS_HANDSHAKE_RECORD;
+    let bypass = match (tls, p.bypass) {
+        (true, Some(upstream)) => Ok(upstream),
+        (_, other) => Err(other.is_some()),
+    };
+    if let Ok(mut upstream) = bypass {
+        tracing::info!(dest = %dest, "bypass tunnel (TLS, not inspected)");
+        let r = tokio::io::copy_bidirectional(&mut io, &mut upstream).await;
+        tracing::debug!(result = ?r, "bypass tunnel closed");
+        return None;
+    }
     if !tls && !first[0].is_ascii_uppercase() {
         // Neither a TLS ClientHello nor an HTTP request line (methods are upper-case
         // tokens): nothing here can be inspected. Fail closed like an undecodable body,
         // unless the operator chose fail_open or dry-run.
-        let live = state.live();
-        let relay = live.cfg.fail_open || live.cfg.mode == crate::config::Mode::DryRun;
-        if !relay {
-            tracing::warn!(request_id = %id, host = %checked.target.host, port = checked.target.port,
+        if !(live.cfg.fail_open || live.dry_run()) {
+            tracing::warn!(dest = %dest,
                 "tunnel carries neither TLS nor HTTP: closed (uninspectable; fail_open or dry-run would relay it)");
-            return;
+            return None;
         }
-        tracing::warn!(request_id = %id, host = %checked.target.host, port = checked.target.port,
+        tracing::warn!(dest = %dest,
             "tunnel carries neither TLS nor HTTP: relayed uninspected (fail_open or dry-run)");
-        let connect_timeout = std::time::Duration::from_secs(live.cfg.connect_timeout_secs);
-        if let Ok(Ok(mut upstream)) = tokio::time::timeout(
-            connect_timeout,
-            tokio::net::TcpStream::connect(&checked.addrs[..]),
-        )
-        .await
+        let connect_timeout = Duration::from_secs(live.cfg.connect_timeout_secs);
+        if let Ok(Ok(mut upstream)) =
+            tokio::time::timeout(connect_timeout, TcpStream::connect(&p.route.addrs[..])).await
         {
             let _ = tokio::io::copy_bidirectional(&mut io, &mut upstream).await;
         }
-        return;
+        return None;
     }
-    checked.target.https = tls;
-    let host = checked.target.host.clone();
+    if matches!(bypass, Err(true)) {
+        tracing::info!(dest = %dest, "bypass host, but the tunnel carries plain HTTP: intercepted and inspected");
+    }
+    let mut route = p.route;
+    route.target.https = tls;
+    let host = route.target.host.clone();
     let conn = Arc::new(Conn {
-        client,
-        tunnel: Some(checked),
-        user,
+        client: p.outer.client,
+        tunnel: Some(route),
+        user: p.user,
+        slot: p.outer.slot.clone(),
     });
-    let Some(watcher) = state.watcher() else {
-        return; // shutting down
-    };
-    let svc = {
-        let state = state.clone();
-        service_fn(move |req| handle(state.clone(), conn.clone(), req))
-    };
     if !tls {
-        let mut builder =
-            hyper_util::server::conn::auto::Builder::new(TokioExecutor::new()).http1_only();
-        builder.http1().timer(TokioTimer::new());
-        let c = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-        if let Err(e) = watcher.watch(c).await {
-            tracing::debug!(request_id = %id, error = %e, "tunnelled connection ended");
-        }
-        return;
+        return Some(Established::Plain(io, conn));
     }
     // The leaf names the CONNECT host (where requests really go), whatever SNI says.
     let cfg = match state.ca.server_config(&host) {
         Ok(c) => c,
         Err(e) => {
-            tracing::warn!(request_id = %id, error = %e, "no certificate for host");
-            return;
+            tracing::warn!(error = %e, "no certificate for host");
+            return None;
         }
     };
-    let stream = match tokio::time::timeout(idle, tokio_rustls::TlsAcceptor::from(cfg).accept(io))
-        .await
-    {
-        Ok(Ok(s)) => s,
+    match tokio::time::timeout(idle, tokio_rustls::TlsAcceptor::from(cfg).accept(io)).await {
+        Ok(Ok(s)) => Some(Established::Tls(Box::new(s), conn)),
         Ok(Err(e)) => {
             // Typically a client that does not trust our CA.
-            tracing::info!(request_id = %id, host = %host, error = %e, "client TLS handshake failed");
-            return;
+            tracing::info!(dest = %dest, error = %e, "client TLS handshake failed");
+            None
         }
-        Err(_) => return,
-    };
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
-    let c = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-    if let Err(e) = watcher.watch(c).await {
-        tracing::debug!(request_id = %id, error = %e, "intercepted connection ended");
+        Err(_) => None,
     }
 }
 
 /// Puts the peeked first byte back in front of the stream.
-struct Rewind<T> {
+pub(crate) struct Rewind<T> {
     first: Option<u8>,
     inner: T,
 }

@@ -1,14 +1,20 @@
-//! The pooled client towards origins: rustls (ring) trusting system roots, Mozilla roots
-//! and the configured extra CAs; ALPN offers h2 and http/1.1.
+//! The upstream phase and the pooled client towards origins: rustls (ring) trusting
+//! system roots, Mozilla roots and the configured extra CAs; ALPN offers h2 and
+//! http/1.1; idle pooled connections are closed after `upstream_idle_secs`.
 
 use super::body::ProxyBody;
+use super::ctx::Route;
+use super::refusal::{self, Refusal, UpstreamKind};
 use super::resolve::PinnedResolver;
+use super::state::{Live, ProxyState};
 use super::ProxyError;
 use crate::config::Config;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, Version};
+use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
@@ -74,6 +80,60 @@ pub fn client(
         builder.enable_http1().wrap_connector(http)
     };
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
+        // Without a timer the pool never notices idle connections.
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(cfg.upstream_idle_secs))
         .build(connector)
+}
+
+/// What goes to the origin: everything the earlier phases decided.
+pub(crate) struct Outgoing {
+    pub method: Method,
+    pub path_and_query: Option<http::uri::PathAndQuery>,
+    pub headers: HeaderMap,
+    pub body: ProxyBody,
+    /// A WebSocket handshake: sent on an HTTP/1.1-only connection.
+    pub websocket: bool,
+}
+
+/// The upstream phase: send the request to the route's checked addresses, with the
+/// route's authority in the URI and `Host` (never one the client wrote).
+pub(crate) async fn send(
+    state: &ProxyState,
+    live: &Live,
+    route: &Route,
+    out: Outgoing,
+) -> Result<Response<Incoming>, Refusal> {
+    let uri = route
+        .target
+        .uri(out.path_and_query.as_ref())
+        .ok_or(Refusal::BadRequest("unusable request target"))?;
+    let mut headers = out.headers;
+    if let Ok(host) = HeaderValue::from_str(&route.target.authority()) {
+        headers.insert(header::HOST, host);
+    }
+    let mut up = Request::new(out.body);
+    *up.method_mut() = out.method;
+    *up.uri_mut() = uri;
+    *up.headers_mut() = headers;
+    // The pool speaks whatever ALPN picked; an HTTP/2 version here would be refused on an
+    // HTTP/1.1 connection.
+    *up.version_mut() = Version::HTTP_11;
+    let client = if out.websocket {
+        &state.ws_client
+    } else {
+        &state.client
+    };
+    // The client's resolver hands out exactly these checked addresses (no second lookup).
+    state.pins.pin(&route.target.host, &route.addrs);
+    let timeout = Duration::from_secs(live.cfg.upstream_timeout_secs);
+    match tokio::time::timeout(timeout, client.request(up)).await {
+        Err(_) => Err(Refusal::Upstream {
+            kind: UpstreamKind::Timeout,
+            message: format!("{} did not answer in time", route.dest),
+        }),
+        Ok(Err(e)) => Err(refusal::upstream(&e, &route.dest)),
+        Ok(Ok(r)) => Ok(r),
+    }
 }

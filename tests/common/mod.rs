@@ -293,7 +293,26 @@ impl Proxy {
     /// origins listen on 127.0.0.1, which the default egress policy refuses). Always
     /// `--allow-root`: CI runs as root.
     pub fn start_with(config: &str, upstream_ca: &Path, extra: &[&str]) -> Proxy {
-        Proxy::launch("run", config, upstream_ca, extra, "clawguard listening on ")
+        Proxy::launch(
+            "run",
+            config,
+            upstream_ca,
+            extra,
+            "clawguard listening on ",
+            None,
+        )
+    }
+
+    /// [`Proxy::start_with`] with a given CA directory (instances of a fleet share it).
+    pub fn start_shared(config: &str, upstream_ca: &Path, extra: &[&str], ca_dir: &Path) -> Proxy {
+        Proxy::launch(
+            "run",
+            config,
+            upstream_ca,
+            extra,
+            "clawguard listening on ",
+            Some(ca_dir),
+        )
     }
 
     /// `clawguard icap` on a free loopback port (`addr` is the ICAP address), with
@@ -307,6 +326,7 @@ impl Proxy {
             Path::new(""),
             &args,
             "clawguard icap listening on ",
+            None,
         )
     }
 
@@ -317,11 +337,12 @@ impl Proxy {
         upstream_ca: &Path,
         extra: &[&str],
         ready: &'static str,
+        ca_dir: Option<&Path>,
     ) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("config.toml");
         std::fs::write(&cfg, config).unwrap();
-        let ca_dir = dir.path().join("ca");
+        let ca_dir = ca_dir.map_or_else(|| dir.path().join("ca"), Path::to_path_buf);
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clawguard"));
         cmd.args([subcommand, "--listen", "127.0.0.1:0", "--config"])
             .arg(&cfg)
@@ -531,12 +552,15 @@ pub fn closed_port() -> u16 {
 
 /// `true` if `program --version` runs.
 pub fn have(program: &str) -> bool {
-    std::process::Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    // `ip --version` exits 255 (iproute2 only knows `-V`): accept either spelling.
+    ["--version", "-V"].iter().any(|flag| {
+        std::process::Command::new(program)
+            .arg(flag)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
 }
 
 pub fn cert_der(pem: &Path) -> CertificateDer<'static> {
@@ -564,4 +588,27 @@ pub fn require_peer(program: &str) -> bool {
     );
     eprintln!("SKIP: {program} not installed");
     false
+}
+
+/// Running under CI (`CI=true`): a missing peer or kernel feature fails the test there
+/// instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Skip (return `true` after printing `SKIP:`) when `missing` is set, except under CI,
+/// where it fails the test.
+pub fn skip_if(missing: bool, what: &str) -> bool {
+    if !missing {
+        return false;
+    }
+    assert!(!in_ci(), "CI=true and {what}");
+    eprintln!("SKIP: {what}");
+    true
+}
+
+/// Whether this test process runs as root (CI does).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }

@@ -10,9 +10,19 @@
 //! last record on disk; size-based rotation renames the active file to `FILE.NNNNNN`
 //! (oldest lowest) and the chain continues across files.
 //!
-//! Limits: a chain cannot by itself show that records were cut off at the *end* of the
-//! newest file; keep the latest hash elsewhere (the metrics endpoint exposes the count) or
-//! ship records off the machine if that matters.
+//! A chain alone cannot show that records were cut off at its *end*. With
+//! `audit_signing_key`, [`checkpoint`]s signed with Ed25519 go into the chain every
+//! `audit_checkpoint_every` records, before each rotation and at shutdown, and are
+//! copied to `audit_checkpoint_file` and to the syslog collector ([`syslog`]); `clawguard
+//! audit verify --pubkey P --checkpoint C` then detects a log that ends before the last
+//! checkpoint held elsewhere, and any checkpoint not signed by the key.
+//!
+//! Record lines are JSON objects with `seq`, `time`, `prev`, then the event's members
+//! (or a `checkpoint` member), then `hash`. Readers ignore members they do not know, so
+//! events can grow fields without breaking older verifiers.
+
+pub mod checkpoint;
+pub mod syslog;
 
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
@@ -38,6 +48,8 @@ pub enum AuditError {
     BrokenTail { path: PathBuf, reason: String },
     #[error("audit key file {path}: {reason}")]
     Key { path: PathBuf, reason: String },
+    #[error("audit forwarding: {0}")]
+    Forward(String),
 }
 
 /// One finding as audited: never the raw value.
@@ -96,6 +108,8 @@ pub fn decision_label(
         (Decision::Redact, false) => "redact",
         (Decision::Block, true) => "would-block",
         (Decision::Redact, true) => "would-redact",
+        (Decision::Pseudonymize, false) => "pseudonymize",
+        (Decision::Pseudonymize, true) => "would-pseudonymize",
     }
 }
 
@@ -168,6 +182,55 @@ struct ChainTip {
     hash: String,
 }
 
+/// A checkpoint as a chain record.
+#[derive(Serialize)]
+struct CheckpointHead<'a> {
+    seq: u64,
+    time: String,
+    prev: &'a str,
+    checkpoint: checkpoint::Checkpoint,
+}
+
+/// How the audit log is written besides its path.
+#[derive(Default)]
+pub struct AuditOptions {
+    /// HMAC key for record hashes.
+    pub key: Option<Vec<u8>>,
+    /// Rotate past this size.
+    pub rotate_bytes: Option<u64>,
+    /// Sign checkpoints with this key.
+    pub signer: Option<checkpoint::Signer>,
+    /// Records between interval checkpoints (0: only at rotation and shutdown).
+    pub checkpoint_every: u64,
+    /// Append a copy of every checkpoint line here (other storage).
+    pub checkpoint_file: Option<PathBuf>,
+    /// Forward every line to a syslog collector.
+    pub syslog: Option<syslog::SyslogConfig>,
+}
+
+impl AuditOptions {
+    /// The audit settings of `cfg` (keys read now, so a bad key fails the start).
+    pub fn from_config(cfg: &crate::config::Config) -> Result<AuditOptions, AuditError> {
+        let expand = |p: &PathBuf| crate::config::expand_home(p);
+        Ok(AuditOptions {
+            key: cfg
+                .audit_key
+                .as_ref()
+                .map(|k| read_key(&expand(k)))
+                .transpose()?,
+            rotate_bytes: (cfg.audit_rotate_bytes > 0).then_some(cfg.audit_rotate_bytes),
+            signer: cfg
+                .audit_signing_key
+                .as_ref()
+                .map(|k| checkpoint::Signer::load(&expand(k)))
+                .transpose()?,
+            checkpoint_every: cfg.audit_checkpoint_every,
+            checkpoint_file: cfg.audit_checkpoint_file.as_ref().map(expand),
+            syslog: cfg.audit_syslog.clone(),
+        })
+    }
+}
+
 struct Writer {
     path: PathBuf,
     file: File,
@@ -175,6 +238,12 @@ struct Writer {
     rotate_bytes: Option<u64>,
     key: Option<Vec<u8>>,
     tip: ChainTip,
+    signer: Option<checkpoint::Signer>,
+    checkpoint_every: u64,
+    /// Event records since the last checkpoint.
+    since_checkpoint: u64,
+    checkpoint_file: Option<(PathBuf, File)>,
+    forward: Option<syslog::Forwarder>,
 }
 
 /// Handle to the background writer. Cloning is cheap; dropping the last handle flushes
@@ -192,20 +261,56 @@ impl AuditLog {
         key: Option<Vec<u8>>,
         rotate_bytes: Option<u64>,
     ) -> Result<(AuditLog, std::thread::JoinHandle<()>), AuditError> {
+        AuditLog::open_with(
+            path,
+            AuditOptions {
+                key,
+                rotate_bytes,
+                ..AuditOptions::default()
+            },
+        )
+    }
+
+    /// [`AuditLog::open`] with checkpoints and forwarding. At shutdown (the last handle
+    /// dropped) a final checkpoint is written before the thread ends.
+    pub fn open_with(
+        path: &Path,
+        opts: AuditOptions,
+    ) -> Result<(AuditLog, std::thread::JoinHandle<()>), AuditError> {
         let io = |source| AuditError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let tip = last_tip(path, key.as_deref())?;
+        let tip = last_tip(path, opts.key.as_deref())?;
         let file = open_append(path).map_err(io)?;
         let size = file.metadata().map_err(io)?.len();
+        let checkpoint_file = match &opts.checkpoint_file {
+            Some(p) => Some((
+                p.clone(),
+                open_append(p).map_err(|source| AuditError::Io {
+                    path: p.clone(),
+                    source,
+                })?,
+            )),
+            None => None,
+        };
+        let forward = opts
+            .syslog
+            .as_ref()
+            .map(syslog::Forwarder::start)
+            .transpose()?;
         let mut w = Writer {
             path: path.to_path_buf(),
             file,
             size,
-            rotate_bytes,
-            key,
+            rotate_bytes: opts.rotate_bytes,
+            key: opts.key,
             tip,
+            signer: opts.signer,
+            checkpoint_every: opts.checkpoint_every,
+            since_checkpoint: 0,
+            checkpoint_file,
+            forward,
         };
         let (tx, rx) = mpsc::sync_channel::<AuditEvent>(8192);
         let handle = std::thread::Builder::new()
@@ -216,10 +321,9 @@ impl AuditLog {
                     for ev in rx.try_iter().take(BATCH - 1) {
                         w.write(ev);
                     }
-                    if let Err(e) = w.file.sync_data() {
-                        tracing::error!(path = %w.path.display(), error = %e, "audit fsync failed");
-                    }
+                    w.sync();
                 }
+                w.finish();
             })
             .map_err(io)?;
         Ok((AuditLog { tx }, handle))
@@ -261,19 +365,88 @@ impl Writer {
         }
     }
 
+    fn sync(&mut self) {
+        if let Err(e) = self.file.sync_data() {
+            tracing::error!(path = %self.path.display(), error = %e, "audit fsync failed");
+        }
+    }
+
+    /// Shutdown: a last checkpoint, on disk, and the collector given a moment.
+    fn finish(&mut self) {
+        if self.since_checkpoint > 0 {
+            if let Err(e) = self.checkpoint("shutdown") {
+                tracing::error!(path = %self.path.display(), error = %e, "audit checkpoint failed");
+            }
+        }
+        self.sync();
+        if let Some(f) = self.forward.take() {
+            f.close(std::time::Duration::from_secs(5));
+        }
+    }
+
     fn try_write(&mut self, event: AuditEvent) -> std::io::Result<()> {
         if let Some(limit) = self.rotate_bytes {
             if self.size >= limit {
                 self.rotate()?;
             }
         }
+        let severity = if event.decision == "allow" {
+            syslog::INFO
+        } else {
+            syslog::NOTICE
+        };
         let head = Head {
             seq: self.tip.seq + 1,
             time: now_rfc3339(),
             prev: std::borrow::Cow::Borrowed(&self.tip.hash),
             event,
         };
-        let mut line = serde_json::to_string(&head).map_err(std::io::Error::other)?;
+        let json = serde_json::to_string(&head).map_err(std::io::Error::other)?;
+        let seq = head.seq;
+        self.append(json, seq, "audit", severity)?;
+        self.since_checkpoint += 1;
+        if self.signer.is_some()
+            && self.checkpoint_every > 0
+            && self.since_checkpoint >= self.checkpoint_every
+        {
+            self.checkpoint("interval")?;
+        }
+        Ok(())
+    }
+
+    /// A signed statement that the chain so far ends in the current tip.
+    fn checkpoint(&mut self, reason: &str) -> std::io::Result<()> {
+        let Some(signer) = &self.signer else {
+            return Ok(());
+        };
+        let time = now_rfc3339();
+        let cp = signer.sign(self.tip.seq, &self.tip.hash, time.clone(), reason);
+        let head = CheckpointHead {
+            seq: self.tip.seq + 1,
+            time,
+            prev: &self.tip.hash,
+            checkpoint: cp,
+        };
+        let json = serde_json::to_string(&head).map_err(std::io::Error::other)?;
+        let seq = head.seq;
+        let line = self.append(json, seq, "checkpoint", syslog::NOTICE)?;
+        self.since_checkpoint = 0;
+        if let Some((p, f)) = &mut self.checkpoint_file {
+            if let Err(e) = f.write_all(line.as_bytes()).and_then(|()| f.sync_data()) {
+                tracing::error!(path = %p.display(), error = %e, "checkpoint copy failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Hash `json` (a serialized record head) into the chain, write and forward it.
+    fn append(
+        &mut self,
+        mut line: String,
+        seq: u64,
+        msgid: &'static str,
+        severity: u8,
+    ) -> std::io::Result<String> {
         line.pop(); // drop the closing brace; the hash member follows
         let hash = record_hash(self.key.as_deref(), line.as_bytes());
         line.push_str(HASH_MARK);
@@ -281,14 +454,16 @@ impl Writer {
         line.push_str("\"}\n");
         self.file.write_all(line.as_bytes())?;
         self.size += line.len() as u64;
-        self.tip = ChainTip {
-            seq: head.seq,
-            hash,
-        };
-        Ok(())
+        self.tip = ChainTip { seq, hash };
+        if let Some(f) = &self.forward {
+            f.send(msgid, severity, line.trim_end());
+        }
+        Ok(line)
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {
+        // The rotated file ends signed: nothing can be cut from it unnoticed.
+        self.checkpoint("rotation")?;
         self.file.sync_all()?;
         let next = rotated_files(&self.path)?
             .last()
@@ -381,6 +556,17 @@ struct ParsedLine {
     seq: u64,
     prev: String,
     hash: String,
+    checkpoint: Option<checkpoint::Checkpoint>,
+}
+
+/// What every record line has in common (events and checkpoints alike); other
+/// members are ignored here, so records may grow fields.
+#[derive(Deserialize)]
+struct LineHead {
+    seq: u64,
+    prev: String,
+    #[serde(default)]
+    checkpoint: Option<checkpoint::Checkpoint>,
 }
 
 /// Check one line's own hash; return its seq, prev and hash.
@@ -396,11 +582,12 @@ fn parse_line(line: &str, key: Option<&[u8]>) -> Result<ParsedLine, String> {
         return Err("hash does not match the record's contents (edited, or wrong key)".into());
     }
     let json = format!("{body}}}");
-    let head: Head = serde_json::from_str(&json).map_err(|e| format!("not a record: {e}"))?;
+    let head: LineHead = serde_json::from_str(&json).map_err(|e| format!("not a record: {e}"))?;
     Ok(ParsedLine {
         seq: head.seq,
-        prev: head.prev.into_owned(),
+        prev: head.prev,
         hash: hash.to_string(),
+        checkpoint: head.checkpoint,
     })
 }
 
@@ -408,8 +595,28 @@ fn parse_line(line: &str, key: Option<&[u8]>) -> Result<ParsedLine, String> {
 #[derive(Debug)]
 pub struct Verified {
     pub files: usize,
+    /// Lines in the chain (events and checkpoints).
     pub records: u64,
     pub last_hash: String,
+    /// Checkpoints found in the chain (signatures checked when a public key was given).
+    pub checkpoints: u64,
+    /// The last record covered by a checkpoint in the chain.
+    pub last_checkpoint: Option<u64>,
+    /// Records after the last checkpoint (written since, or left by a crash).
+    pub unsigned_tail: u64,
+    /// The external checkpoint was matched by the chain.
+    pub external_checked: bool,
+}
+
+/// What [`verify_with`] checks beyond the hash chain.
+#[derive(Default)]
+pub struct VerifyOptions<'a> {
+    /// The HMAC key the records were written with.
+    pub key: Option<&'a [u8]>,
+    /// Every checkpoint must be signed by this key (and at least one must exist).
+    pub pubkey: Option<&'a ed25519_dalek::VerifyingKey>,
+    /// The latest checkpoint held elsewhere: the chain must reach it with its hash.
+    pub external: Option<&'a checkpoint::Checkpoint>,
 }
 
 /// The first bad record found by [`verify`].
@@ -424,6 +631,18 @@ pub struct VerifyError {
 
 /// Verify `path` and its rotated predecessors (`path.NNNNNN`, oldest first) as one chain.
 pub fn verify(path: &Path, key: Option<&[u8]>) -> Result<Verified, VerifyError> {
+    verify_with(
+        path,
+        &VerifyOptions {
+            key,
+            ..VerifyOptions::default()
+        },
+    )
+}
+
+/// [`verify`] plus checkpoint signatures and an external checkpoint.
+pub fn verify_with(path: &Path, opts: &VerifyOptions<'_>) -> Result<Verified, VerifyError> {
+    let key = opts.key;
     let fail = |p: &Path, line: usize, seq: String, reason: String| VerifyError {
         path: p.to_path_buf(),
         line,
@@ -441,6 +660,9 @@ pub fn verify(path: &Path, key: Option<&[u8]>) -> Result<Verified, VerifyError> 
     let mut expect_seq = 1u64;
     let mut prev = GENESIS.to_string();
     let mut records = 0u64;
+    let mut checkpoints = 0u64;
+    let mut last_checkpoint = None;
+    let mut external_checked = false;
     for f in &files {
         let file = File::open(f).map_err(|e| fail(f, 0, "-".into(), e.to_string()))?;
         for (i, line) in BufReader::new(file).lines().enumerate() {
@@ -468,15 +690,83 @@ pub fn verify(path: &Path, key: Option<&[u8]>) -> Result<Verified, VerifyError> 
                     "previous-hash link broken: a record before it was removed, changed or reordered".into(),
                 ));
             }
+            if let Some(cp) = &p.checkpoint {
+                if cp.covers + 1 != p.seq || cp.covers_hash != prev {
+                    return Err(fail(
+                        f,
+                        i + 1,
+                        p.seq.to_string(),
+                        "checkpoint does not cover the record before it".into(),
+                    ));
+                }
+                if let Some(pk) = opts.pubkey {
+                    cp.verify(pk)
+                        .map_err(|r| fail(f, i + 1, p.seq.to_string(), r))?;
+                }
+                checkpoints += 1;
+                last_checkpoint = Some(cp.covers);
+            }
+            if let Some(ext) = opts.external {
+                if ext.covers == p.seq && ext.covers_hash != p.hash {
+                    return Err(fail(
+                        f,
+                        i + 1,
+                        p.seq.to_string(),
+                        "differs from the record the external checkpoint covers: the log was rewritten".into(),
+                    ));
+                }
+                external_checked |= ext.covers == p.seq;
+            }
             prev = p.hash;
             expect_seq += 1;
             records += 1;
         }
     }
+    let last = files.last().map_or(path, |p| p.as_path());
+    if let Some(ext) = opts.external {
+        if let Some(pk) = opts.pubkey {
+            ext.verify(pk).map_err(|r| {
+                fail(
+                    last,
+                    0,
+                    ext.covers.to_string(),
+                    format!("external checkpoint: {r}"),
+                )
+            })?;
+        }
+        if !external_checked {
+            return Err(fail(
+                last,
+                0,
+                ext.covers.to_string(),
+                format!(
+                    "the log ends at record {} but the checkpoint held elsewhere covers record {}: records were cut off the end",
+                    expect_seq - 1,
+                    ext.covers
+                ),
+            ));
+        }
+    }
+    if opts.pubkey.is_some() && checkpoints == 0 && records > 0 {
+        return Err(fail(
+            last,
+            0,
+            "-".into(),
+            "no signed checkpoint in the log (was it written with audit_signing_key?)".into(),
+        ));
+    }
+    let unsigned_tail = match last_checkpoint {
+        Some(c) => (expect_seq - 1).saturating_sub(c + 1),
+        None => records,
+    };
     Ok(Verified {
         files: files.len(),
         records,
         last_hash: prev,
+        checkpoints,
+        last_checkpoint,
+        unsigned_tail,
+        external_checked,
     })
 }
 
@@ -613,6 +903,133 @@ mod tests {
         assert!(verify(&p, None).is_err());
         assert!(verify(&p, Some(b"another key of 16+ bytes")).is_err());
         // Without the key, a forger can recompute plain SHA-256 but not the HMAC.
+    }
+
+    fn signer(dir: &Path) -> (checkpoint::Signer, ed25519_dalek::VerifyingKey) {
+        let k = dir.join("sign.key");
+        checkpoint::keygen(&k).unwrap();
+        let mut pubp = k.as_os_str().to_owned();
+        pubp.push(".pub");
+        (
+            checkpoint::Signer::load(&k).unwrap(),
+            checkpoint::read_public(Path::new(&pubp)).unwrap(),
+        )
+    }
+
+    fn write_signed(
+        path: &Path,
+        dir: &Path,
+        n: std::ops::Range<usize>,
+        every: u64,
+        rotate: Option<u64>,
+    ) {
+        let (s, _) = signer(dir);
+        let cps = dir.join("checkpoints.jsonl");
+        let (log, handle) = AuditLog::open_with(
+            path,
+            AuditOptions {
+                signer: Some(s),
+                checkpoint_every: every,
+                checkpoint_file: Some(cps),
+                rotate_bytes: rotate,
+                ..AuditOptions::default()
+            },
+        )
+        .unwrap();
+        for i in n {
+            log.record(event(i));
+        }
+        drop(log);
+        handle.join().unwrap();
+    }
+
+    #[test]
+    fn signed_checkpoints_detect_a_cut_off_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("audit.log");
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        let (_, pk) = signer(&other);
+        let sub = dir.path().join("keys");
+        std::fs::create_dir(&sub).unwrap();
+        let (signer_a, pk_a) = signer(&sub);
+        let cps = dir.path().join("checkpoints.jsonl");
+        let (log, handle) = AuditLog::open_with(
+            &p,
+            AuditOptions {
+                signer: Some(signer_a),
+                checkpoint_every: 3,
+                checkpoint_file: Some(cps.clone()),
+                ..AuditOptions::default()
+            },
+        )
+        .unwrap();
+        for i in 0..7 {
+            log.record(event(i));
+        }
+        drop(log);
+        handle.join().unwrap();
+        // 7 events, interval checkpoints after 3 and 6, one at shutdown: 10 lines.
+        let all = lines(&p);
+        assert_eq!(all.len(), 10);
+        let opts = VerifyOptions {
+            pubkey: Some(&pk_a),
+            ..VerifyOptions::default()
+        };
+        let v = verify_with(&p, &opts).unwrap();
+        assert_eq!((v.checkpoints, v.unsigned_tail), (3, 0));
+        // Another key's signature does not verify.
+        assert!(verify_with(
+            &p,
+            &VerifyOptions {
+                pubkey: Some(&pk),
+                ..VerifyOptions::default()
+            }
+        )
+        .is_err());
+        // The copy held elsewhere: its newest checkpoint covers the last event.
+        let text = std::fs::read_to_string(&cps).unwrap();
+        let ext = text
+            .lines()
+            .filter_map(checkpoint::Checkpoint::from_line)
+            .max_by_key(|c| c.covers)
+            .unwrap();
+        assert_eq!(ext.covers, 9);
+        let with_ext = VerifyOptions {
+            pubkey: Some(&pk_a),
+            external: Some(&ext),
+            ..VerifyOptions::default()
+        };
+        assert!(verify_with(&p, &with_ext).unwrap().external_checked);
+        // Cut the last two lines: the chain alone still verifies, the checkpoint does not.
+        put(&p, &all[..8]);
+        assert!(verify(&p, None).is_ok());
+        let e = verify_with(&p, &with_ext).unwrap_err();
+        assert!(e.reason.contains("cut off the end"), "{e}");
+    }
+
+    #[test]
+    fn rotation_writes_a_checkpoint_at_the_end_of_each_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("audit.log");
+        write_signed(&p, dir.path(), 0..20, 0, Some(1500));
+        let rotated = rotated_files(&p).unwrap();
+        assert!(!rotated.is_empty());
+        for (_, f) in &rotated {
+            let last = lines(f).pop().unwrap();
+            assert!(last.contains("\"reason\":\"rotation\""), "{last}");
+        }
+        let pubp = dir.path().join("sign.key.pub");
+        let pk = checkpoint::read_public(&pubp).unwrap();
+        let v = verify_with(
+            &p,
+            &VerifyOptions {
+                pubkey: Some(&pk),
+                ..VerifyOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(v.unsigned_tail, 0);
     }
 
     #[test]

@@ -1,0 +1,859 @@
+//! Issue 8: what one hostile client (or origin) must not be able to do to the proxy.
+//! Each test is one class of attack, run through the real binary on loopback with real
+//! sockets; assertions are on behaviour and on `/metrics`, never on how long something
+//! took (bounds like PATIENCE only stop a broken proxy from hanging the suite).
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A rule pack of our own: the tests do not depend on the built-in packs' wording.
+const RULES: &str = r#"
+[[rule]]
+id = "test-canary"
+category = "credential"
+description = "Test canary token"
+keywords = ["CANARY"]
+regex = '''CANARY[A-Z0-9]{12}'''
+action = "block"
+match = ["CANARYABCDEF123456"]
+
+[[rule]]
+id = "test-mail"
+category = "pii"
+description = "Test mail address"
+keywords = [".bc", ".com"]
+regex = '''[a-z]+@[a-z]+\.[a-z]{2,}'''
+action = "redact"
+match = ["a@a.bc", "ab@cd.com"]
+"#;
+
+const CANARY: &str = "CANARYABCDEF123456";
+
+fn rules_dir(dir: &Path) -> PathBuf {
+    let d = dir.join("rules");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("test.toml"), RULES).unwrap();
+    d
+}
+
+/// A proxy with the test rules, an admin listener and `--allow-private` (origins are on
+/// loopback). `config`: extra TOML.
+fn proxy(dir: &Path, config: &str, origin_ca: &Path) -> Proxy {
+    let rules = rules_dir(dir);
+    Proxy::start_with(
+        config,
+        origin_ca,
+        &[
+            "--allow-private",
+            "--admin",
+            "127.0.0.1:0",
+            "--rules",
+            rules.to_str().unwrap(),
+        ],
+    )
+}
+
+async fn metrics(proxy: &Proxy) -> String {
+    let admin = proxy.admin.expect("started with --admin");
+    let out = curl(&[&format!("http://{admin}/metrics")]).await;
+    assert_eq!(out.status, 200);
+    out.body
+}
+
+fn metric(m: &str, name: &str) -> u64 {
+    m.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Send `head` on a new connection to the proxy and read the response head.
+async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> (TcpStream, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let head = read_head(&mut s).await;
+    (s, head)
+}
+
+async fn read_head<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> String {
+    let mut head = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        while !head.ends_with(b"\r\n\r\n") {
+            match s.read_u8().await {
+                Ok(b) => head.push(b),
+                Err(_) => break,
+            }
+        }
+    })
+    .await
+    .expect("a response head");
+    String::from_utf8_lossy(&head).to_string()
+}
+
+fn status(head: &str) -> u16 {
+    head.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------
+// Class 1: pathological bodies on the inspection pool; SIGTERM still stops the proxy.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pathological_bodies_do_not_freeze_a_clean_request_and_sigterm_stops() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Built-in rules (the e-mail rule is what `a@a.bc` trips), 2 MiB bodies.
+    let mut proxy = Proxy::start_with(
+        "shutdown_grace_secs = 2\n",
+        &origin.ca_pem,
+        &["--allow-private", "--admin", "127.0.0.1:0"],
+    );
+    let body: String = "a@a.bc ".repeat(2 * 1024 * 1024 / 7);
+    let file = dir.path().join("body.txt");
+    std::fs::write(&file, &body).unwrap();
+    let at = format!("@{}", file.display());
+    let url = origin.http("/pathological");
+    let hostile: Vec<_> = (0..2)
+        .map(|_| {
+            let (p, u, a) = (proxy.url(), url.clone(), at.clone());
+            tokio::spawn(async move {
+                curl(&[
+                    "-x",
+                    &p,
+                    "-H",
+                    "Content-Type: text/plain",
+                    "--data-binary",
+                    &a,
+                    &u,
+                ])
+                .await
+            })
+        })
+        .collect();
+    // Both uploads are buffered (held for inspection) before the clean request goes.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while metric(&metrics(&proxy).await, "clawguard_buffered_body_bytes") < 2 * body.len() as u64 {
+        if hostile.iter().all(|h| h.is_finished()) {
+            break; // already inspected and answered: nothing left to race
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "uploads never buffered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let clean = curl(&["-x", &proxy.url(), &origin.http("/clean")]).await;
+    assert_eq!(
+        (clean.status, clean.body.as_str()),
+        (200, "origin ok"),
+        "{}",
+        clean.stderr
+    );
+    // SIGTERM is honoured with the scans possibly still running.
+    proxy.terminate();
+    let st = proxy.wait_exit().await;
+    assert!(st.success(), "{st:?}\n{}", proxy.log());
+    for h in hostile {
+        let out = tokio::time::timeout(PATIENCE, h)
+            .await
+            .expect("curl ended")
+            .unwrap();
+        // Blocked (redact of a text body, or block) or cut by the shutdown: never hung.
+        assert_ne!(out.status, 200, "{}", out.body);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Class 2: slow bodies time out; buffered bodies share one budget; connections are
+// limited with a clear refusal.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_bodies_time_out_and_the_budget_answers_503() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy(
+        dir.path(),
+        "body_idle_timeout_secs = 1\nmax_inspect_bytes = 4096\nbody_budget_bytes = 6000\nmax_buffered_bodies = 1\n",
+        &origin.ca_pem,
+    );
+    let target = origin.http("/upload");
+    // A stalled upload holds the only buffered-body slot until its idle timeout.
+    let req = format!(
+        "POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 4000\r\n\r\nsome bytes"
+    );
+    let mut stalled = TcpStream::connect(proxy.addr).await.unwrap();
+    stalled.write_all(req.as_bytes()).await.unwrap();
+    // While it holds the slot, another upload is refused at once: 503 + Retry-After.
+    let mut busy_head = String::new();
+    for _ in 0..50 {
+        let (_, head) = exchange(proxy.addr, format!(
+            "POST {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+        ).as_bytes()).await;
+        if status(&head) == 503 {
+            busy_head = head;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status(&busy_head), 503, "{busy_head}");
+    assert!(
+        busy_head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{busy_head}"
+    );
+    // The stalled one gets 408 (no data for the idle timeout).
+    let head = read_head(&mut stalled).await;
+    assert_eq!(status(&head), 408, "{head}");
+    // Then the slot is free again.
+    let ok = curl(&["-x", &proxy.url(), "--data-binary", "hello", &target]).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let m = metrics(&proxy).await;
+    assert!(
+        m.contains("clawguard_refusals_total{class=\"busy\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("clawguard_refusals_total{class=\"body-timeout\"} 1"),
+        "{m}"
+    );
+    // Nothing of the refused uploads reached the origin.
+    assert_eq!(origin.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_are_refused_clearly() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy(dir.path(), "max_connections = 2\n", &origin.ca_pem);
+    let _a = TcpStream::connect(proxy.addr).await.unwrap();
+    let _b = TcpStream::connect(proxy.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, head) = exchange(
+        proxy.addr,
+        b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&head), 503, "{head}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+    drop((_a, _b));
+    // Room again once they are gone.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let out = curl(&["-x", &proxy.url(), &origin.http("/after")]).await;
+        if out.status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", out.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = metrics(&proxy).await;
+    assert!(
+        metric(&m, "clawguard_connections_refused_total") >= 1,
+        "{m}"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Class 3: Argon2 is bounded, cached and throttled.
+
+fn user_line(name: &str, password: &str) -> String {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clawguard"))
+        .args(["user", "add", name])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let _ = writeln!(child.stdin.take().unwrap(), "{password}");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bogus_credentials_cannot_exhaust_memory_or_lock_out_a_user() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("[users]\n{}\n", user_line("alice", "correct horse battery"));
+    let proxy = proxy(dir.path(), &config, &origin.ca_pem);
+    let url = origin.http("/auth");
+    // 150 concurrent attempts with distinct wrong passwords from one client address.
+    let attempts: Vec<_> = (0..150)
+        .map(|i| {
+            let (p, u) = (proxy.url(), url.clone());
+            tokio::spawn(async move {
+                curl(&["-x", &p, "-U", &format!("alice:wrong-{i}"), &u])
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for a in attempts {
+        statuses.push(a.await.unwrap());
+    }
+    assert!(
+        statuses.iter().all(|s| [407, 429, 503].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&429),
+        "back-off never engaged: {statuses:?}"
+    );
+    // A real user from another address is not held back.
+    let right = curl(&[
+        "-x",
+        &proxy.url(),
+        "--interface",
+        "127.0.0.2",
+        "-U",
+        "alice:correct horse battery",
+        &url,
+    ])
+    .await;
+    assert_eq!(right.status, 200, "{}", right.stderr);
+    // At most one Argon2 (19 MiB) per core at once: no gigabytes.
+    let peak = proxy.peak_rss_kib().unwrap();
+    assert!(peak < 600 * 1024, "peak RSS {peak} KiB");
+    let m = metrics(&proxy).await;
+    assert!(
+        m.contains("clawguard_refusals_total{class=\"auth-throttled\"}"),
+        "{m}"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Class 4: idle upstream connections are closed.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_upstream_connections_are_closed() {
+    // An origin that answers one keep-alive request and reports when its peer hangs up.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::channel::<()>(4);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let tx = closed_tx.clone();
+            tokio::spawn(async move {
+                let head = read_head(&mut s).await;
+                if head.is_empty() {
+                    return;
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+                let mut rest = Vec::new();
+                let _ = s.read_to_end(&mut rest).await; // until the proxy closes it
+                let _ = tx.send(()).await;
+            });
+        }
+    });
+    let origin = Origin::start().await; // only for its CA file
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy(dir.path(), "upstream_idle_secs = 1\n", &origin.ca_pem);
+    let out = curl(&["-x", &proxy.url(), &format!("http://127.0.0.1:{port}/")]).await;
+    assert_eq!((out.status, out.body.as_str()), (200, "ok"));
+    tokio::time::timeout(PATIENCE, closed_rx.recv())
+        .await
+        .expect("the proxy closed its idle upstream connection");
+}
+
+// ---------------------------------------------------------------------------------
+// Class 5: the Host sent upstream is the authority policy decided on.
+
+async fn connect_tls(proxy: &Proxy, port: u16) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let (tcp, head) = exchange(
+        proxy.addr,
+        format!("CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(status(&head), 200, "{head}");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert_der(&proxy.ca_pem)).unwrap();
+    let mut cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domain_fronting_inside_a_tunnel_is_refused() {
+    install_provider();
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    let port = origin.tls_addr.port();
+    let mut tls = connect_tls(&proxy, port).await;
+    tls.write_all(
+        b"POST /front HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer sk-not-for-evil\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let head = read_head(&mut tls).await;
+    assert_eq!(status(&head), 421, "{head}");
+    assert!(origin.requests().iter().all(|r| r.path != "/front"));
+    // The tunnel's own host passes, and the origin sees that Host.
+    let mut tls = connect_tls(&proxy, port).await;
+    tls.write_all(
+        format!("GET /fine HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let head = read_head(&mut tls).await;
+    assert_eq!(status(&head), 200, "{head}");
+    assert_eq!(
+        origin.last("/fine").headers["host"],
+        format!("localhost:{port}")
+    );
+    // Absolute-form: the URI's authority wins over a different Host header.
+    let out = curl(&[
+        "-x",
+        &proxy.url(),
+        "-H",
+        "Host: evil.example",
+        &origin.http("/abs"),
+    ])
+    .await;
+    assert_eq!(out.status, 200);
+    assert_eq!(
+        origin.last("/abs").headers["host"],
+        format!("127.0.0.1:{}", origin.plain_addr.port())
+    );
+    let m = metrics(&proxy).await;
+    assert!(
+        m.contains("clawguard_refusals_total{class=\"misdirected\"} 1"),
+        "{m}"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Class 6: a 101 only for a real WebSocket handshake; client messages inspected.
+
+/// What the WebSocket test origin saw: unmasked payloads of complete frames.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
+/// An origin on plain HTTP. `/ws`: completes a WebSocket handshake (with
+/// permessage-deflate when offered) and records every frame's payload, echoing text.
+/// Anything else: answers `101` without being asked (a hostile origin).
+async fn ws_origin() -> (u16, Seen) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen: Seen = Default::default();
+    let st = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let seen = st.clone();
+            tokio::spawn(async move {
+                let head = read_head(&mut s).await;
+                let key = head
+                    .lines()
+                    .find_map(|l| {
+                        l.strip_prefix("sec-websocket-key: ")
+                            .or_else(|| l.strip_prefix("Sec-WebSocket-Key: "))
+                    })
+                    .map(str::trim)
+                    .unwrap_or("");
+                if !head.starts_with("GET /ws") {
+                    let _ = s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\nConnection: upgrade\r\n\r\nRAW PIPE").await;
+                    let mut sink = Vec::new();
+                    let _ = s.read_to_end(&mut sink).await;
+                    seen.lock().unwrap().push(sink);
+                    return;
+                }
+                let deflate = head.to_ascii_lowercase().contains("permessage-deflate");
+                let accept = ws_accept(key);
+                let ext = if deflate {
+                    "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"
+                } else {
+                    ""
+                };
+                let _ = s.write_all(format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{ext}\r\n").as_bytes()).await;
+                let mut buf = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    let n = match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some((op, payload, used)) = parse_frame(&buf) {
+                        buf.drain(..used);
+                        seen.lock().unwrap().push(payload.clone());
+                        if op == 1 {
+                            let mut echo = vec![0x81, payload.len() as u8];
+                            echo.extend_from_slice(&payload);
+                            let _ = s.write_all(&echo).await;
+                        }
+                        if op == 8 {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+fn ws_accept(key: &str) -> String {
+    use base64::Engine as _;
+    use sha1::Digest as _;
+    let mut h = sha1::Sha1::new();
+    h.update(key.as_bytes());
+    h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64::engine::general_purpose::STANDARD.encode(h.finalize())
+}
+
+/// (opcode, unmasked payload, bytes used) of a complete small frame at the start of `b`.
+fn parse_frame(b: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
+    if b.len() < 2 {
+        return None;
+    }
+    let op = b[0] & 0x0f;
+    let masked = b[1] & 0x80 != 0;
+    let (len, mut pos) = match b[1] & 0x7f {
+        126 => (u16::from_be_bytes([*b.get(2)?, *b.get(3)?]) as usize, 4),
+        127 => return None,
+        n => (n as usize, 2),
+    };
+    let mask = if masked {
+        let m = [
+            *b.get(pos)?,
+            *b.get(pos + 1)?,
+            *b.get(pos + 2)?,
+            *b.get(pos + 3)?,
+        ];
+        pos += 4;
+        Some(m)
+    } else {
+        None
+    };
+    if b.len() < pos + len {
+        return None;
+    }
+    let mut p = b[pos..pos + len].to_vec();
+    if let Some(m) = mask {
+        for (i, x) in p.iter_mut().enumerate() {
+            *x ^= m[i % 4];
+        }
+    }
+    Some((op, p, pos + len))
+}
+
+/// A masked client frame.
+fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![first];
+    if payload.len() < 126 {
+        f.push(0x80 | payload.len() as u8);
+    } else {
+        f.push(0x80 | 126);
+        f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    }
+    let m = [0x12, 0x34, 0x56, 0x78];
+    f.extend_from_slice(&m);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ m[i % 4]));
+    f
+}
+
+async fn ws_open(proxy: &Proxy, port: u16, deflate: bool) -> (TcpStream, String) {
+    let ext = if deflate {
+        "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"
+    } else {
+        ""
+    };
+    exchange(
+        proxy.addr,
+        format!(
+            "GET http://127.0.0.1:{port}/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{ext}\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unrequested_101_is_refused_and_websocket_messages_are_inspected() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    let (port, seen) = ws_origin().await;
+
+    // A plain GET answered by 101: no raw pipe, a 502.
+    let (_, head) = exchange(
+        proxy.addr,
+        format!("GET http://127.0.0.1:{port}/plain HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(status(&head), 502, "{head}");
+
+    // A clean text message goes through and is echoed.
+    let (mut ws, head) = ws_open(&proxy, port, false).await;
+    assert_eq!(status(&head), 101, "{head}");
+    ws.write_all(&client_frame(0x81, b"hello there"))
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 64];
+    let n = tokio::time::timeout(PATIENCE, ws.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(parse_frame(&buf[..n]).unwrap().1, b"hello there");
+
+    // A secret split over three fragments: the origin never gets any of it; the client
+    // gets a 1008 close that names the rule, not the value.
+    let msg = format!("key={CANARY} end");
+    let (a, rest) = msg.as_bytes().split_at(6);
+    let (b, c) = rest.split_at(7);
+    for f in [
+        client_frame(0x01, a),
+        client_frame(0x00, b),
+        client_frame(0x80, c),
+    ] {
+        ws.write_all(&f).await.unwrap();
+    }
+    let (code, reason) = close_of(&mut ws).await;
+    assert_eq!(code, 1008, "{reason}\n{}", proxy.log());
+    assert!(reason.contains("test-canary"), "{reason}");
+    assert!(!reason.contains("ABCDEF"), "{reason}");
+
+    // Compressed (permessage-deflate) and binary: inflated and inspected too.
+    let (mut ws, head) = ws_open(&proxy, port, true).await;
+    assert_eq!(status(&head), 101, "{head}");
+    let mut c = flate2::Compress::new(flate2::Compression::default(), false);
+    let mut z = Vec::with_capacity(256);
+    c.compress_vec(
+        format!("bin {CANARY}").as_bytes(),
+        &mut z,
+        flate2::FlushCompress::Sync,
+    )
+    .unwrap();
+    z.truncate(z.len() - 4);
+    ws.write_all(&client_frame(0x80 | 0x40 | 0x02, &z))
+        .await
+        .unwrap();
+    let (code, _) = close_of(&mut ws).await;
+    assert_eq!(code, 1008);
+
+    let seen = seen.lock().unwrap().clone();
+    let all: Vec<u8> = seen.concat();
+    assert!(
+        !String::from_utf8_lossy(&all).contains("ABCDEF"),
+        "origin saw the secret"
+    );
+    assert!(
+        !String::from_utf8_lossy(&all).contains("key="),
+        "a fragment leaked"
+    );
+    let m = metrics(&proxy).await;
+    assert!(
+        m.contains("clawguard_websocket_messages_total{decision=\"block\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("clawguard_websocket_messages_total{decision=\"allow\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("clawguard_upstream_errors_total{kind=\"upgrade\"} 1"),
+        "{m}"
+    );
+}
+
+async fn close_of(s: &mut TcpStream) -> (u16, String) {
+    let mut buf = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            while let Some((op, p, used)) = parse_frame(&buf) {
+                buf.drain(..used);
+                if op == 8 {
+                    return (
+                        u16::from_be_bytes([p[0], p[1]]),
+                        String::from_utf8_lossy(&p[2..]).to_string(),
+                    );
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return (0, "connection closed without a close frame".into()),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .expect("a close frame")
+}
+
+// ---------------------------------------------------------------------------------
+// Class 7: bypass is for TLS only.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bypass_tunnel_carrying_plain_http_is_inspected() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy(dir.path(), "bypass = [\"127.0.0.1\"]\n", &origin.ca_pem);
+    // What undici does for http:// URLs: CONNECT, then plain HTTP inside.
+    let out = curl(&[
+        "-p",
+        "-x",
+        &proxy.url(),
+        "--data-binary",
+        &format!("token={CANARY}"),
+        &origin.http("/through-bypass"),
+    ])
+    .await;
+    assert_eq!(out.status, 403, "{}", out.body);
+    assert!(origin
+        .requests()
+        .iter()
+        .all(|r| r.path != "/through-bypass"));
+}
+
+// ---------------------------------------------------------------------------------
+// Class 8: the proxy's own listeners are never a destination.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_listeners_are_never_a_destination() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    let admin = proxy.admin.unwrap();
+    for url in [
+        format!("http://{admin}/metrics"),
+        format!("http://localhost:{}/reload", admin.port()),
+        format!("http://{}/", proxy.addr),
+        format!("http://0.0.0.0:{}/metrics", admin.port()),
+    ] {
+        let out = curl(&["-x", &proxy.url(), &url]).await;
+        assert_eq!(out.status, 403, "{url}: {}", out.body);
+        assert!(out.body.contains("own listener"), "{}", out.body);
+    }
+    let connect = curl(&["-x", &proxy.url(), "-p", &format!("http://{admin}/metrics")]).await;
+    assert_ne!(connect.status, 200);
+    let m = metrics(&proxy).await;
+    assert!(
+        m.contains("clawguard_refusals_total{class=\"egress\"} 5"),
+        "{m}"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Class 12 and issue 12 item 3: reasons in logs and audit; no raw value anywhere.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_and_logs_carry_reasons_but_never_a_value() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let proxy = proxy(
+        dir.path(),
+        &format!("audit_log = \"{}\"\n", log.display()),
+        &origin.ca_pem,
+    );
+    let base = origin.http("");
+    for path in [
+        format!("/files/{CANARY}/x"),
+        format!("/files/x;{CANARY}"),
+        format!("/q?{CANARY}"),
+        format!("/q?{CANARY}=1"),
+        format!("/q?a=1&{CANARY}"),
+    ] {
+        let out = curl(&["-x", &proxy.url(), &format!("{base}{path}")]).await;
+        assert_eq!(out.status, 403, "{path}: {}", out.body);
+    }
+    // A secret in a host label: refused before any lookup; stderr shows it masked.
+    let out = curl(&["-x", &proxy.url(), &format!("http://{CANARY}.example/")]).await;
+    assert_eq!(out.status, 403, "{}", out.body);
+    // A refusal says why in the log line and the audit record.
+    let closed = closed_port();
+    let out = curl(&["-x", &proxy.url(), &format!("http://127.0.0.1:{closed}/")]).await;
+    assert_eq!(out.status, 502);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let audit = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().count() >= 7 {
+            break text;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    proxy.wait_for_log_count("status=502", 1).await;
+    for (what, text) in [("audit log", &audit), ("proxy log", &proxy.log())] {
+        assert!(
+            !text.contains("ABCDEF123456"),
+            "{what} holds the value:\n{text}"
+        );
+    }
+    assert!(
+        audit.contains("upstream-connect: cannot connect"),
+        "{audit}"
+    );
+    assert!(
+        proxy.log().contains("reason=\"upstream-connect"),
+        "{}",
+        proxy.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_presenting_a_ca_certificate_is_explained() {
+    install_provider();
+    // A self-signed CA:TRUE certificate served as the origin's own (openssl req -x509).
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("origin.pem");
+    std::fs::write(&pem, cert.pem()).unwrap();
+    let tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let a = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut s) = a.accept(s).await {
+                    let _ = read_head(&mut s).await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                }
+            });
+        }
+    });
+    let proxy = proxy(dir.path(), "", &pem);
+    let out = curl(&[
+        "-x",
+        &proxy.url(),
+        "--cacert",
+        path_str(&proxy.ca_pem),
+        &format!("https://localhost:{port}/"),
+    ])
+    .await;
+    assert_eq!(out.status, 502, "{}", out.body);
+    assert!(
+        out.body.contains("CA certificate as its own"),
+        "{}\n{}",
+        out.body,
+        proxy.log()
+    );
+    assert!(!out.body.contains("OtherError"), "{}", out.body);
+}
