@@ -159,8 +159,8 @@ fn unix_datagram_sink(path: &Path) -> Hits {
 struct Tools {
     /// The clawguard binary, at a path the unprivileged user can execute.
     clawguard: PathBuf,
-    /// The setuid-root helper (built once), copied into each case's directory.
-    setuid_probe: Option<PathBuf>,
+    /// The setuid-root helper (built once), written into each case's directory.
+    setuid_probe: Option<Vec<u8>>,
 }
 
 /// `true` if `nobody` can run `path` (every directory above it is searchable).
@@ -185,25 +185,30 @@ fn tools() -> &'static Tools {
         let built = std::env::var_os("CLAWGUARD_BYPASS_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_clawguard")));
-        // A per-build cache outside the (possibly private) checkout, reused across runs.
-        let cache = std::env::temp_dir().join(format!(
-            "clawguard-bypass-{}",
-            std::fs::metadata(&built)
-                .and_then(|m| m.modified())
-                .map(|t| t
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs())
-                .unwrap_or(0)
-        ));
+        // Outside the (possibly private) checkout: one directory, reused across runs.
+        let cache = std::env::temp_dir().join("clawguard-bypass");
         std::fs::create_dir_all(&cache).unwrap();
         std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o755)).unwrap();
         let clawguard = if !is_root() || nobody_can_run(&built) {
             built
         } else {
-            let copy = cache.join("clawguard");
+            // A copy nobody can run, named by the build's time; older copies go.
+            let stamp = std::fs::metadata(&built)
+                .and_then(|m| m.modified())
+                .map(|t| {
+                    t.duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_secs()
+                })
+                .unwrap_or(0);
+            let copy = cache.join(format!("clawguard-{stamp}"));
             if !copy.exists() {
-                let tmp = cache.join(format!("clawguard.{}", std::process::id()));
+                for old in std::fs::read_dir(&cache).unwrap().flatten() {
+                    if old.file_name().to_string_lossy().starts_with("clawguard-") {
+                        let _ = std::fs::remove_file(old.path());
+                    }
+                }
+                let tmp = cache.join(format!("tmp.{}", std::process::id()));
                 if std::fs::hard_link(&built, &tmp).is_err() {
                     std::fs::copy(&built, &tmp).unwrap();
                 }
@@ -212,7 +217,7 @@ fn tools() -> &'static Tools {
             copy
         };
         let setuid_probe = (is_root() && have("gcc")).then(|| {
-            let out = cache.join("setuid_probe");
+            let out = cache.join(format!("setuid_probe.{}", std::process::id()));
             let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/setuid_probe.c");
             let st = Command::new("gcc")
                 .args(["-O1", "-o"])
@@ -221,7 +226,9 @@ fn tools() -> &'static Tools {
                 .status()
                 .unwrap();
             assert!(st.success(), "gcc builds {}", src.display());
-            out
+            let bytes = std::fs::read(&out).unwrap();
+            let _ = std::fs::remove_file(&out);
+            bytes
         });
         Tools {
             clawguard,
@@ -859,7 +866,7 @@ async fn setuid_helper(mode: Mode) {
         return;
     };
     let local = c.path("setuid_probe");
-    std::fs::copy(helper, &local).unwrap();
+    std::fs::write(&local, helper).unwrap();
     std::os::unix::fs::chown(&local, Some(0), Some(0)).unwrap();
     std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o4755)).unwrap();
     let handle = NamespaceHandle::new(c.path("hostnet"));

@@ -868,3 +868,209 @@ fn openclaw_proxy_validate_passes_inside_the_lockdown() {
         "the fake server saw the allowed probe"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Pseudonymization (issue 10): the fake server declared an LLM API host, so findings in
+// the conversation reach it as placeholders and the model's answers are restored.
+
+/// ClawGuard's config for the pseudonymization tests: the same as [`Scene::new`]'s, with
+/// the fake server (127.0.0.1) listed in `llm_hosts`.
+fn pseudonymizing(scene: &Scene) {
+    std::fs::write(
+        scene.dir.path().join("clawguard.toml"),
+        "llm_hosts = [\"127.0.0.1\"]\n\n\
+         [rules.openai-api-key]\nhome_hosts = [\"127.0.0.1\"]\n\n\
+         [egress]\nallow_private = true\n",
+    )
+    .unwrap();
+}
+
+/// Switch the OpenClaw provider to the Anthropic Messages API on the same fake server.
+fn anthropic_provider(scene: &Scene) {
+    let cfg = serde_json::json!({
+        "models": {"providers": {"fake": {
+            "baseUrl": format!("https://127.0.0.1:{}", scene.fake.port),
+            "apiKey": PROVIDER_KEY,
+            "api": "anthropic-messages",
+            "models": [{"id": "fake-model", "name": "Fake model",
+                        "contextWindow": 128000, "maxTokens": 4096}]
+        }}},
+        "agents": {"defaults": {"model": {"primary": "fake/fake-model"}}},
+        "proxy": {"loopbackMode": "proxy"}
+    });
+    std::fs::write(
+        scene.home().join(".openclaw/openclaw.json"),
+        serde_json::to_vec_pretty(&cfg).unwrap(),
+    )
+    .unwrap();
+}
+
+/// The placeholders (`CG_<ENTITY>_<13 letters>`) in `text`, in order.
+fn placeholders_in(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(p) = text[i..].find("CG_") {
+        let at = i + p;
+        let ent = b[at + 3..]
+            .iter()
+            .take_while(|c| c.is_ascii_uppercase())
+            .count();
+        let tag_at = at + 3 + ent + 1;
+        let ok = (2..=12).contains(&ent)
+            && b.get(at + 3 + ent) == Some(&b'_')
+            && b.len() >= tag_at + 13
+            && b[tag_at..tag_at + 13]
+                .iter()
+                .all(|c| c.is_ascii_lowercase());
+        if ok {
+            out.push(text[at..tag_at + 13].to_string());
+            i = tag_at + 13;
+        } else {
+            i = at + 3;
+        }
+    }
+    out
+}
+
+/// (a) and (c): the prompt's mobile number and resident ID reach the model only as
+/// placeholders; the model answers with a streamed `exec` call writing the placeholders
+/// into a file; OpenClaw runs it and the file holds the real values; the next request
+/// carries the same placeholders again (the tool call in the history), never a value;
+/// the final answer, quoting the placeholders, reaches the agent with the real values.
+fn placeholders_round_trip(anthropic: bool, tag: &str) {
+    let Some(tools) = tooling(tag) else {
+        return;
+    };
+    let scene = Scene::new(tools);
+    pseudonymizing(&scene);
+    if anthropic {
+        anthropic_provider(&scene);
+    }
+    let saved = scene.dir.path().join("work/saved.txt");
+    let message = format!(
+        "Save my mobile {CN_MOBILE} and my resident ID {CN_ID}. CALL_EXEC_PLACEHOLDERS:{}",
+        saved.display()
+    );
+    let (out, json) = scene.turn(&[], &message, tag);
+    assert_eq!(out.code, Some(0), "the turn completes: {json}");
+    assert_eq!(json["ok"], true, "{json}");
+
+    let path = if anthropic {
+        "/v1/messages"
+    } else {
+        "/v1/chat/completions"
+    };
+    let chats: Vec<Value> = scene
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r["method"] == "POST" && r["path"] == path)
+        .collect();
+    assert_eq!(chats.len(), 2, "prompt, then prompt + tool result");
+    for req in &chats {
+        let raw = req["body"].as_str().unwrap();
+        for value in [CN_MOBILE, CN_ID] {
+            assert!(!raw.contains(value), "{value} reached the model: {raw}");
+        }
+    }
+    let sent = placeholders_in(&first_user_text(&chats[0]));
+    let phone = sent
+        .iter()
+        .find(|p| p.starts_with("CG_PHONE_"))
+        .expect("mobile as a placeholder");
+    let id = sent
+        .iter()
+        .find(|p| p.starts_with("CG_IDNUM_"))
+        .expect("ID as a placeholder");
+
+    // The tool ran with the restored command: the file holds the real values.
+    let file = std::fs::read_to_string(&saved).expect("the exec tool wrote the file");
+    assert_eq!(
+        file.lines().collect::<Vec<_>>(),
+        [CN_MOBILE, CN_ID],
+        "{file}"
+    );
+
+    // The next request re-sends the tool call (and the prompt) with placeholders only.
+    let second = chats[1]["body"].as_str().unwrap();
+    let again = placeholders_in(second);
+    assert!(again.contains(phone) && again.contains(id), "{second}");
+    assert!(
+        again.iter().filter(|p| *p == phone).count() >= 2,
+        "prompt and tool-call arguments both carry the same placeholder: {second}"
+    );
+
+    // The model's final text quoted the placeholders; the agent got the values.
+    let final_text = json["final"].as_str().unwrap_or("");
+    assert!(
+        final_text.contains(CN_MOBILE) && final_text.contains(CN_ID),
+        "final answer restored: {json}"
+    );
+    assert!(!final_text.contains("CG_"), "{json}");
+}
+
+#[test]
+fn pseudonymized_prompt_tool_call_writes_the_real_values() {
+    placeholders_round_trip(false, "pseudo-openai");
+}
+
+#[test]
+fn pseudonymized_prompt_tool_call_writes_the_real_values_anthropic() {
+    placeholders_round_trip(true, "pseudo-anthropic");
+}
+
+/// (b): a cloud key printed by a tool reaches the model as a placeholder instead of
+/// blocking the request, and the persistent session's next turn completes.
+#[test]
+fn a_credential_in_a_tool_result_is_pseudonymized_and_the_session_continues() {
+    let Some(tools) = tooling("pseudo_tool_result") else {
+        return;
+    };
+    let scene = Scene::new(tools);
+    pseudonymizing(&scene);
+    let session = "e2e-pseudo-session";
+    let local_turn = |message: &str, tag: &str| {
+        let oc = scene.tools.openclaw.display().to_string();
+        let argv = [
+            oc.as_str(),
+            "agent",
+            "--local",
+            "--session-id",
+            session,
+            "--json",
+            "-m",
+            message,
+        ];
+        scene.exec(&[], &argv, tag)
+    };
+    let out = local_turn(&exec_message(&leaking_command()), "pseudo-tool-1");
+    assert_eq!(out.code, Some(0), "the turn with the tool result completes");
+    assert!(!format!("{}{}", out.stdout, out.stderr).contains("Blocked by ClawGuard"));
+    let out = local_turn("hello again, nothing secret here", "pseudo-tool-2");
+    assert_eq!(out.code, Some(0), "the next turn of the session completes");
+
+    let chats = scene.fake.chat_requests();
+    assert!(
+        chats.len() >= 3,
+        "turn 1 (two requests) and turn 2 reached the model"
+    );
+    let mut key_placeholders = 0;
+    for req in &chats {
+        let raw = req["body"].as_str().unwrap();
+        assert!(
+            !raw.contains(&azure_key()),
+            "the Azure key reached the model: {raw}"
+        );
+        key_placeholders += placeholders_in(raw)
+            .iter()
+            .filter(|p| p.starts_with("CG_KEY_"))
+            .count();
+    }
+    assert!(
+        key_placeholders >= 2,
+        "the tool result's key went as a placeholder, twice (turn 1, then the session's history)"
+    );
+    let last = chats.last().unwrap()["body"].as_str().unwrap();
+    assert!(last.contains("hello again"), "{last}");
+}

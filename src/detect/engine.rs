@@ -659,7 +659,8 @@ fn log_request(req: &RequestInfo<'_>, r: &Inspection, dry: bool, note: Option<&s
     let findings = r.total();
     let error = r.error.as_deref().unwrap_or("");
     let note = note.unwrap_or("");
-    if r.decision == Decision::Allow && r.error.is_none() {
+    // Pseudonymizing is the normal course of an LLM conversation, not an alarm.
+    if matches!(r.decision, Decision::Allow | Decision::Pseudonymize) && r.error.is_none() {
         tracing::info!(request_id = req.request_id, findings, rules = %rules,
             locations = %locations, examples = %examples, "{what}");
     } else {
