@@ -340,15 +340,31 @@ impl Scanner {
         };
         match rule.secret_group {
             Some(g) => {
-                for caps in rule.regex.captures_iter(input) {
-                    let (Some(m), Some(sec)) = (caps.get_match(), caps.get_group(g)) else {
-                        continue;
+                // The next search starts where the secret ended, not where the match did:
+                // a rule's regex may consume the boundary byte after its value (there is no
+                // look-around), and that byte is also the boundary before the next item
+                // (`a@a.bc b@b.cd`).
+                let mut caps = rule.regex.create_captures();
+                let mut input = input;
+                while input.start() < input.end() {
+                    rule.regex.search_captures(&input, &mut caps);
+                    let Some(m) = caps.get_match() else { break };
+                    let next = match caps.get_group(g) {
+                        Some(sec) => {
+                            let key = rule
+                                .key_group
+                                .and_then(|k| caps.get_group(k))
+                                .map(|k| &hay[k.start..k.end]);
+                            consider(m.start(), m.end(), sec.start, sec.end, key);
+                            sec.end
+                        }
+                        None => m.end(),
                     };
-                    let key = rule
-                        .key_group
-                        .and_then(|k| caps.get_group(k))
-                        .map(|k| &hay[k.start..k.end]);
-                    consider(m.start(), m.end(), sec.start, sec.end, key);
+                    let next = next.max(m.start() + 1);
+                    if next >= input.end() {
+                        break;
+                    }
+                    input.set_start(next);
                 }
             }
             None => {
