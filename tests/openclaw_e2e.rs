@@ -4,7 +4,8 @@
 //!
 //! Node 24 and OpenClaw are installed with npm into `target/e2e-cache/` on first use and
 //! reused afterwards (override the place with `CLAWGUARD_E2E_CACHE`). The tests skip only
-//! when npm or node is missing entirely; then they print `SKIP:`.
+//! when npm or node is missing entirely (then they print `SKIP:`), and never under
+//! `CI=true`.
 //!
 //! What is asserted is what the fake model server received: personal data redacted, a
 //! credential in a tool result never arriving, the provider key passing, dry-run changing
@@ -171,12 +172,17 @@ fn install() -> Result<Tooling, String> {
     Ok(Tooling { node_bin, openclaw })
 }
 
-/// The installed tooling, or None (after printing SKIP) without npm/node.
+/// The installed tooling, or None (after printing SKIP) without npm/node. Under
+/// `CI=true` a missing npm/node fails the test: CI installs them (`.ci/run`).
 fn tooling(test: &str) -> Option<&'static Tooling> {
     static T: OnceLock<Result<Tooling, String>> = OnceLock::new();
     match T.get_or_init(install) {
         Ok(t) => Some(t),
         Err(why) => {
+            assert!(
+                !matches!(std::env::var("CI").as_deref(), Ok("true" | "1")),
+                "{test}: {why} under CI=true (.ci/run must install nodejs and npm)"
+            );
             eprintln!("SKIP: {test}: {why}");
             None
         }
