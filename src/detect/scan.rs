@@ -637,8 +637,12 @@ fn inside_sentinel(hay: &[u8], s: usize, e: usize) -> bool {
 /// after or before a decimal point (`3.16992500144` is a fraction, not a mobile number),
 /// glued to letters (`…93a3-0736-27259a33…` is a hex id, `T5:01:02.048176Z` a time), or
 /// one group of a byte dump (`hex!("0c 04 31 32 33 34")`). Spaces and dashes between
-/// digits are soft separators; a dot between digits joins one number.
+/// digits are soft separators; a dot between digits joins one number. A `-`, `_` or `+`
+/// joins only runs a dashed id is made of (UUID groups are at most 12 characters): a
+/// longer run after one (`X-4539148803436467` as a header name) is a value of its own.
 fn splits_a_number(hay: &[u8], s: usize, e: usize) -> bool {
+    const ID_GROUP_MAX: usize = 12;
+    let id_group = e - s <= ID_GROUP_MAX;
     let at = |i: usize| hay.get(i).copied();
     let digit = |i: usize| at(i).is_some_and(|b| b.is_ascii_digit());
     let alnum = |i: usize| at(i).is_some_and(|b| b.is_ascii_alphanumeric());
@@ -648,12 +652,14 @@ fn splits_a_number(hay: &[u8], s: usize, e: usize) -> bool {
         digit(s - 1)
             || (p == b'.' && s > 1 && digit(s - 2))
             || (digit(s)
-                && (letter(s - 1) || (matches!(p, b'-' | b'_' | b'+') && s > 1 && alnum(s - 2))))
+                && (letter(s - 1)
+                    || (id_group && matches!(p, b'-' | b'_' | b'+') && s > 1 && alnum(s - 2))))
     };
     let right = e > 0 && {
         digit(e)
             || (at(e) == Some(b'.') && digit(e + 1))
-            || (digit(e - 1) && (letter(e) || (matches!(at(e), Some(b'-' | b'_')) && alnum(e + 1))))
+            || (digit(e - 1)
+                && (letter(e) || (id_group && matches!(at(e), Some(b'-' | b'_')) && alnum(e + 1))))
     };
     left || right || in_byte_dump(hay, s, e)
 }
