@@ -251,7 +251,9 @@ pub const BUILTIN_LLM_HOST_SUFFIXES: &[&str] = &["-aiplatform.googleapis.com"];
 /// `…/messages` (and `…/messages/count_tokens`); Gemini `…:generateContent`,
 /// `…:streamGenerateContent`, `…:countTokens`, `…:embedContent`; MiniMax
 /// `…/chatcompletion_v2`; DashScope `…/services/aigc/…`; Baidu `…/wenxinworkshop/chat/…`;
-/// Cohere `…/v1/chat`, `…/v2/chat`.
+/// Cohere `…/v1/chat`, `…/v2/chat`; Vertex AI partner models (Anthropic, Mistral)
+/// `…:rawPredict`, `…:streamRawPredict`; Ollama's native `…/api/chat`, `…/api/generate`
+/// (on a host listed in `llm_hosts`).
 pub fn is_llm_api_path(path: &str) -> bool {
     let path = path.split('?').next().unwrap_or(path).trim_end_matches('/');
     const SUFFIXES: &[&str] = &[
@@ -269,6 +271,10 @@ pub fn is_llm_api_path(path: &str) -> bool {
         "/chatcompletion_v2",
         "/v1/chat",
         "/v2/chat",
+        ":rawPredict",
+        ":streamRawPredict",
+        "/api/chat",
+        "/api/generate",
     ];
     SUFFIXES.iter().any(|s| path.ends_with(s))
         || path.contains("/services/aigc/")
@@ -458,6 +464,12 @@ mod tests {
             ("api.mistral.ai", "/v1/chat/completions"),
             ("gw.litellm.corp.example", "/v1/chat/completions"),
             ("10.0.0.5", "/v1/messages"),
+            (
+                "us-east5-aiplatform.googleapis.com",
+                "/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-sonnet-4:streamRawPredict",
+            ),
+            ("10.0.0.5", "/api/chat"),
+            ("10.0.0.5", "/api/generate"),
         ] {
             assert!(p.is_llm_api(host, path), "{host}{path}");
         }
@@ -468,6 +480,8 @@ mod tests {
             ("evil.example", "/v1/chat/completions"),
             ("api.openai.com.evil.example", "/v1/chat/completions"),
             ("litellm.corp.example", "/v1/chat/completions"),
+            ("10.0.0.5", "/api/tags"),
+            ("10.0.0.5", "/api/pull"),
         ] {
             assert!(!p.is_llm_api(host, path), "{host}{path}");
         }
