@@ -4,7 +4,8 @@
 //!
 //! Node 24 and OpenClaw are installed with npm into `target/e2e-cache/` on first use and
 //! reused afterwards (override the place with `CLAWGUARD_E2E_CACHE`). The tests skip only
-//! when npm or node is missing entirely; then they print `SKIP:`.
+//! when npm or node is missing entirely (then they print `SKIP:`), and never under
+//! `CI=true`.
 //!
 //! What is asserted is what the fake model server received: personal data redacted, a
 //! credential in a tool result never arriving, the provider key passing, dry-run changing
@@ -171,12 +172,17 @@ fn install() -> Result<Tooling, String> {
     Ok(Tooling { node_bin, openclaw })
 }
 
-/// The installed tooling, or None (after printing SKIP) without npm/node.
+/// The installed tooling, or None (after printing SKIP) without npm/node. Under
+/// `CI=true` a missing npm/node fails the test: CI installs them (`.ci/run`).
 fn tooling(test: &str) -> Option<&'static Tooling> {
     static T: OnceLock<Result<Tooling, String>> = OnceLock::new();
     match T.get_or_init(install) {
         Ok(t) => Some(t),
         Err(why) => {
+            assert!(
+                !matches!(std::env::var("CI").as_deref(), Ok("true" | "1")),
+                "{test}: {why} under CI=true (.ci/run must install nodejs and npm)"
+            );
             eprintln!("SKIP: {test}: {why}");
             None
         }
@@ -706,12 +712,7 @@ fn lockdown_leaves_only_the_proxy_path_and_openclaw_still_works() {
         turn = quoted.join(" "),
     );
     let out = scene.exec(&["--lockdown"], &["bash", "-c", &script], "lockdown");
-    if out.stderr.contains("--lockdown: ") {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and the lockdown is unavailable"
-        );
-        eprintln!("SKIP: lockdown: unavailable here");
+    if lockdown_unavailable(&out) {
         return;
     }
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -810,6 +811,21 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// `true` (after printing SKIP) when `clawguard exec --lockdown` refused to start here;
+/// under `CI=true` that fails the test instead, with ClawGuard's reason.
+fn lockdown_unavailable(out: &Output) -> bool {
+    if !out.stderr.contains("--lockdown: ") {
+        return false;
+    }
+    assert!(
+        !matches!(std::env::var("CI").as_deref(), Ok("true" | "1")),
+        "CI=true and the lockdown is unavailable: {}",
+        out.stderr
+    );
+    eprintln!("SKIP: lockdown: unavailable here: {}", out.stderr);
+    true
+}
+
 /// OpenClaw's own check of its proxy set-up, `openclaw proxy validate`, run from inside
 /// the lockdown: the allowed destination (the fake model server on the host, reachable
 /// only through ClawGuard) answers through the proxy, and OpenClaw's loopback canary
@@ -836,12 +852,7 @@ fn openclaw_proxy_validate_passes_inside_the_lockdown() {
         ],
         "proxy-validate",
     );
-    if out.stderr.contains("--lockdown: ") {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and the lockdown is unavailable"
-        );
-        eprintln!("SKIP: lockdown: unavailable here");
+    if lockdown_unavailable(&out) {
         return;
     }
     let json = parse_envelope(&out.stdout);
