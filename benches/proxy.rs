@@ -6,6 +6,9 @@
 //! cargo test --bench proxy             # smoke run: a few requests per scenario
 //! cargo bench --bench proxy -- 64KB-HTTPS             # only matching scenarios
 //! CLAWGUARD_BENCH_BIN=/path/to/clawguard cargo bench --bench proxy   # another build
+//! CLAWGUARD_BENCH_PII=24 cargo bench --bench proxy    # 24 mobile numbers in the prompt
+//! CLAWGUARD_BENCH_PII=24 CLAWGUARD_BENCH_LLM=1 cargo bench --bench proxy
+//!                               # … and the origin declared an LLM API: pseudonymized
 //! ```
 //!
 //! Scenarios: 1 KB and 64 KB LLM-style JSON bodies (benign: nothing to block or
@@ -154,6 +157,21 @@ fn llm_body(target: usize) -> Bytes {
     };
     let base = skeleton("").len();
     let body = skeleton(&prose(target.saturating_sub(base + 8)));
+    // CLAWGUARD_BENCH_PII=N: N mobile numbers in the user turn (redacted, or pseudonymized
+    // with CLAWGUARD_BENCH_LLM=1), instead of a benign body.
+    let pii: usize = std::env::var("CLAWGUARD_BENCH_PII")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if pii > 0 {
+        let numbers: String = (0..pii)
+            .map(|i| format!(" text 1380013{:04} about it.", 8000 + i))
+            .collect();
+        let mut doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+        doc["messages"][1]["content"] =
+            serde_json::json!(format!("Check the build and tell me what failed.{numbers}"));
+        return Bytes::from(doc.to_string());
+    }
     Bytes::from(body)
 }
 
@@ -256,7 +274,13 @@ impl Proxy {
     fn start(dir: &Path, origin_ca: &Path) -> Proxy {
         let cfg = dir.join("proxy.toml");
         // The origin is on loopback, which the egress policy denies by default.
-        std::fs::write(&cfg, "[egress]\nallow_private = true\n").unwrap();
+        // CLAWGUARD_BENCH_LLM=1: the origin is an LLM API host (pseudonymize + restore).
+        let llm = if std::env::var_os("CLAWGUARD_BENCH_LLM").is_some() {
+            "llm_hosts = [\"localhost\", \"127.0.0.1\"]\n"
+        } else {
+            ""
+        };
+        std::fs::write(&cfg, format!("{llm}[egress]\nallow_private = true\n")).unwrap();
         let ca_dir = dir.join("proxy-ca");
         // CLAWGUARD_BENCH_BIN=path compares another build of the proxy.
         let bin = std::env::var_os("CLAWGUARD_BENCH_BIN")
@@ -312,7 +336,17 @@ impl Proxy {
 }
 
 impl Drop for Proxy {
+    /// SIGTERM first, so a proxy run under a profiler (callgrind, see `main`) exits
+    /// normally and writes its output; SIGKILL if it has not gone after a while.
     fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        for _ in 0..600 {
+            if self.child.try_wait().is_ok_and(|s| s.is_some()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -81,12 +81,26 @@ pub enum Denied {
     Rule(String, usize),
     #[error("destination {0} is a cloud metadata endpoint ({1})")]
     Metadata(String, &'static str),
-    #[error("destination {0} is a loopback, link-local or private address (allow_private is off)")]
+    #[error("destination {0} is a loopback, link-local or private address, refused by default: pass --allow-private (config [egress] allow_private = true) or allow just it with an [[egress.rule]]")]
     Private(String),
     #[error("destination {0} is not on the allow list")]
     NotListed(String),
     #[error("destination {0} could not be resolved: {1}")]
     Unresolvable(String, String),
+}
+
+impl Denied {
+    /// A short, stable phrase for the cause (the `reason` field of the log line and the
+    /// `cause` of the audit record): never names the destination.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            Denied::Rule(..) => "egress rule",
+            Denied::Metadata(..) => "metadata endpoint",
+            Denied::Private(_) => "private address",
+            Denied::NotListed(_) => "not allow-listed",
+            Denied::Unresolvable(..) => "unresolvable",
+        }
+    }
 }
 
 /// What the proxy should do with an allowed destination.

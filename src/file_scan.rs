@@ -262,7 +262,18 @@ pub fn scan(
     interactive: bool,
 ) -> Outcome {
     let start = Instant::now();
-    let walk = walk(inputs, opts);
+    scan_walk(scanner, walk(inputs, opts), stdin, interactive, start)
+}
+
+/// Scan what a [`walk`] listed (the caller may have filtered it; `clawguard doctor`
+/// leaves out installed packages). `start`: when the whole scan began, for the summary.
+pub fn scan_walk(
+    scanner: &Scanner,
+    walk: Walk,
+    stdin: impl Read,
+    interactive: bool,
+    start: Instant,
+) -> Outcome {
     let total = (!walk.stdin).then(|| walk.files.iter().map(|(_, len)| len).sum());
     let progress = Progress::new(total, interactive);
     let mut results = walk.errors;

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod ca_trust;
 pub mod config;
 pub mod detect;
+pub mod doctor;
 pub mod egress;
 pub mod exec;
 pub mod file_scan;

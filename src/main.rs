@@ -51,6 +51,12 @@ enum Command {
     /// Work with the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Check this machine and its OpenClaw install against the CNCERT/CCS OpenClaw guide's
+    /// baseline: isolation, no root, exposed ports, private data, updates, and the wiring
+    /// to ClawGuard (with live checks through the proxy on loopback).
+    ///
+    /// Exit status: 0 no check failed (warnings allowed), 1 a check failed, 2 error.
+    Doctor(DoctorArgs),
     /// Internal: the lockdown side of `exec --lockdown` (started by ClawGuard itself).
     #[command(name = "__lockdown-init", hide = true)]
     LockdownInit {
@@ -130,6 +136,35 @@ struct ScanArgs {
     quiet: bool,
     /// Files or directories to scan; `-` (or nothing) reads standard input.
     paths: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    /// One JSON document on standard output instead of the text report.
+    #[arg(long)]
+    json: bool,
+    /// Where the machine's `/` is (its proc, sys, etc, run, tmp): a fixture directory in
+    /// tests. The OpenClaw files are looked for under HOME (or OPENCLAW_STATE_DIR).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
+    /// ClawGuard's CA directory (the config's `ca_dir` by default).
+    #[arg(long, value_name = "DIR")]
+    ca_dir: Option<PathBuf>,
+    /// The npm registry asked for OpenClaw's newest version.
+    #[arg(long, value_name = "URL", env = "npm_config_registry", default_value = clawguard::doctor::updates::DEFAULT_REGISTRY)]
+    registry: String,
+    /// Check this proxy URL instead of the one OpenClaw is configured with.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
+    /// No network: neither the registry nor the live checks through the proxy.
+    #[arg(long)]
+    offline: bool,
+    /// Bound on each network exchange, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    timeout: u64,
+    /// Extra rule packs for the privacy scan.
+    #[arg(long, value_name = "DIR")]
+    rules: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -518,6 +553,7 @@ fn main() -> ExitCode {
             })
             .map_err(anyhow::Error::from),
         Command::Reload { admin, token_file } => cmd_reload(admin, token_file),
+        Command::Doctor(a) => cmd_doctor(a),
     };
     match result {
         Ok(code) => code,
@@ -591,6 +627,29 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
     } else {
         0
     }))
+}
+
+fn cmd_doctor(a: DoctorArgs) -> Result<ExitCode> {
+    use clawguard::doctor;
+    let machine = doctor::Machine::current(a.root);
+    let opts = doctor::Options {
+        registry: (!a.offline).then_some(a.registry),
+        proxy: a.proxy,
+        ca_dir: ca_dir(a.ca_dir),
+        no_live: a.offline,
+        timeout: std::time::Duration::from_secs(a.timeout.max(1)),
+    };
+    let report = doctor::run(&machine, &opts, a.rules.as_deref())?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        write!(out, "{}", report.to_text(color))?;
+    }
+    out.flush()?;
+    Ok(ExitCode::from(if report.ok { 0 } else { 1 }))
 }
 
 fn cmd_rules_list(dir: Option<PathBuf>) -> Result<ExitCode> {

@@ -70,8 +70,18 @@ pub struct CertificateAuthority {
     cert_path: PathBuf,
     /// Leaves by host. Concurrent first requests for a host wait for a single mint
     /// (moka's `try_get_with`); a failed mint caches nothing, so the next request retries.
-    leaves: Cache<String, Arc<ServerConfig>>,
+    leaves: Cache<String, Arc<Leaf>>,
     minted: AtomicUsize,
+}
+
+/// One host's leaf: the rustls configuration that presents it, and the certificate and
+/// key themselves (for a TLS stack other than rustls: see `proxy::connect`).
+pub struct Leaf {
+    pub server_config: Arc<ServerConfig>,
+    /// DER, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// PKCS#8 DER.
+    pub key_pkcs8: Vec<u8>,
 }
 
 impl std::fmt::Debug for CertificateAuthority {
@@ -232,26 +242,36 @@ impl CertificateAuthority {
     /// The rustls server configuration presenting a leaf for `host` (ALPN h2, http/1.1),
     /// minted on first use and cached.
     pub fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>, TlsError> {
+        Ok(self.leaf(host)?.server_config.clone())
+    }
+
+    /// The leaf for `host`, minted on first use and cached.
+    pub fn leaf(&self, host: &str) -> Result<Arc<Leaf>, TlsError> {
         let host = normalize_host(host);
         self.leaves
-            .try_get_with_by_ref(&host, || self.new_server_config(&host))
+            .try_get_with_by_ref(&host, || self.new_leaf(&host))
             .map_err(|e| match Arc::try_unwrap(e) {
                 Ok(e) => e,
                 Err(shared) => TlsError::Rustls(rustls::Error::General(shared.to_string())),
             })
     }
 
-    fn new_server_config(&self, host: &str) -> Result<Arc<ServerConfig>, TlsError> {
+    fn new_leaf(&self, host: &str) -> Result<Arc<Leaf>, TlsError> {
         let (chain, key) = self.mint(host)?;
+        let key_pkcs8 = key.secret_der().to_vec();
         let mut cfg = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
-            .with_single_cert(chain, key)?;
+            .with_single_cert(chain.clone(), key)?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let cfg = Arc::new(cfg);
         self.minted.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(host = %host, "minted leaf certificate");
-        Ok(cfg)
+        // The host is not logged: it may hold a finding in dry-run.
+        tracing::info!("minted leaf certificate");
+        Ok(Arc::new(Leaf {
+            server_config: Arc::new(cfg),
+            chain,
+            key_pkcs8,
+        }))
     }
 
     /// Sign a leaf for `host` with a fresh key.
@@ -311,7 +331,7 @@ fn leaf_params(host: &str) -> Result<CertificateParams, TlsError> {
     Ok(params)
 }
 
-fn leaf_cache() -> Cache<String, Arc<ServerConfig>> {
+fn leaf_cache() -> Cache<String, Arc<Leaf>> {
     Cache::builder()
         .max_capacity(LEAF_CACHE_CAPACITY)
         .time_to_live(LEAF_CACHE_TTL)

@@ -72,15 +72,18 @@ async fn get(proxy: &str, url: &str, extra: &[&str]) -> CurlOut {
 }
 
 /// Run a shell script inside a fresh network namespace (only `lo`, nothing routes out).
-/// `None` when `unshare -n` is not available here.
+/// `None` when `ip` or `unshare -n` is not available here: the test is skipped locally
+/// and fails under `CI=true` (CI runs as root with iproute2 and util-linux).
 fn in_netns(script: &str) -> Option<String> {
     let ip = std::process::Command::new("ip")
         .arg("-V")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-    if !ip.is_ok_and(|s| s.success()) {
-        eprintln!("SKIP: iproute2 (`ip`) is not installed");
+    if skip_if(
+        !ip.is_ok_and(|s| s.success()),
+        "iproute2 (`ip`) is not installed",
+    ) {
         return None;
     }
     let probe = std::process::Command::new("unshare")
@@ -88,7 +91,10 @@ fn in_netns(script: &str) -> Option<String> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-    if !probe.is_ok_and(|s| s.success()) {
+    if skip_if(
+        !probe.is_ok_and(|s| s.success()),
+        "`unshare -n` is not available here (needs CAP_SYS_ADMIN)",
+    ) {
         return None;
     }
     let out = std::process::Command::new("timeout")
@@ -139,8 +145,10 @@ proxy() { # port extra-args...
 
 #[test]
 fn netns_metadata_endpoint_is_refused_even_with_allow_private() {
-    if !have("python3") {
-        eprintln!("SKIP: python3 not available for the namespace origin");
+    if skip_if(
+        !have("python3"),
+        "python3 not available for the namespace origin",
+    ) {
         return;
     }
     let script = format!(
@@ -156,8 +164,7 @@ echo "CONNECT=$(curl -s -o /dev/null -w '%{{http_connect}}' -x http://127.0.0.1:
 "#
     );
     let Some(out) = in_netns(&script) else {
-        eprintln!("SKIP: `unshare -n` is not available here (needs CAP_SYS_ADMIN)");
-        return;
+        return; // skipped (failed under CI) by in_netns
     };
     // The origin is really there: a proxy that let the request through would get its 200.
     assert!(out.contains("DIRECT=200"), "{out}");
@@ -170,11 +177,7 @@ echo "CONNECT=$(curl -s -o /dev/null -w '%{{http_connect}}' -x http://127.0.0.1:
 
 /// A missing test peer skips the test locally and fails it in CI.
 fn skip(why: &str) {
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true and a test peer is missing: {why}"
-    );
-    eprintln!("SKIP: {why}");
+    skip_if(true, why);
 }
 
 #[test]
@@ -202,10 +205,11 @@ for u in http://169.254.170.2/v2/credentials http://169.254.170.23/v1/credential
 done
 echo "CONNECT=$(curl -s -o /dev/null -w '%{{http_connect}}' -x http://127.0.0.1:18386 -k https://168.63.129.16/)"
 echo "LOG: $(grep -c 'cloud metadata endpoint' "$TMP/proxy18386.log")"
+echo "REASONS: $(grep 'status=403' "$TMP/proxy18386.log" | grep -o 'reason="[^"]*"' | sort -u | tr '\n' ' ')"
 "#
     );
     let Some(out) = in_netns(&script) else {
-        return skip("`unshare -n` is not available here (needs CAP_SYS_ADMIN)");
+        return; // skipped (failed under CI) by in_netns
     };
     // WireServer is a public address and really answers here: only the policy refuses.
     assert!(out.contains("DIRECT=200"), "{out}");
@@ -215,6 +219,16 @@ echo "LOG: $(grep -c 'cloud metadata endpoint' "$TMP/proxy18386.log")"
         assert!(l.ends_with(" 403"), "{l}\n{out}");
     }
     assert!(out.contains("CONNECT=403"), "{out}");
+    // Each refusal's log line says why, as a field of its own.
+    let reasons = out
+        .lines()
+        .find(|l| l.starts_with("REASONS:"))
+        .unwrap_or("");
+    assert_eq!(
+        reasons.trim(),
+        r#"REASONS: reason="metadata endpoint""#,
+        "{out}"
+    );
 }
 
 /// A DNS server on 127.0.0.1:53 (in the namespace) that logs every query name to
@@ -302,12 +316,17 @@ echo "LOGGED:"; cat "$TMP/proxy18387.log"
         !logged.contains("ABCDEF123456"),
         "the proxy log holds the secret:\n{out}"
     );
+    // The clean name does not exist: refused, and the log line says why.
+    assert!(out.contains("CLEAN=403"), "{out}");
+    assert!(logged.contains(r#"reason="unresolvable""#), "{out}");
 }
 
 #[test]
 fn netns_private_address_is_refused_without_allow_private() {
-    if !have("python3") {
-        eprintln!("SKIP: python3 not available for the namespace origin");
+    if skip_if(
+        !have("python3"),
+        "python3 not available for the namespace origin",
+    ) {
         return;
     }
     let script = format!(
@@ -320,11 +339,11 @@ proxy 18385 --allow-private || exit 1
 echo "STRICT=$(curl -s -w ' %{{http_code}}' -x http://127.0.0.1:18384 http://10.20.30.40:8080/)"
 echo "STRICT_CONNECT=$(curl -s -o /dev/null -w '%{{http_connect}}' -x http://127.0.0.1:18384 -p http://10.20.30.40:8080/)"
 echo "LAB=$(curl -s -o /dev/null -w '%{{http_code}}' -x http://127.0.0.1:18385 http://10.20.30.40:8080/)"
+echo "REASONS: $(grep 'status=403' "$TMP/proxy18384.log" | grep -o 'reason="[^"]*"' | sort -u | tr '\n' ' ')"
 "#
     );
     let Some(out) = in_netns(&script) else {
-        eprintln!("SKIP: `unshare -n` is not available here (needs CAP_SYS_ADMIN)");
-        return;
+        return; // skipped (failed under CI) by in_netns
     };
     assert!(out.contains("DIRECT=200"), "{out}");
     assert!(
@@ -334,6 +353,15 @@ echo "LAB=$(curl -s -o /dev/null -w '%{{http_code}}' -x http://127.0.0.1:18385 h
     assert!(out.contains("STRICT_CONNECT=403"), "{out}");
     // The same request passes once private ranges are allowed: the refusal was the policy.
     assert!(out.contains("LAB=200"), "{out}");
+    let reasons = out
+        .lines()
+        .find(|l| l.starts_with("REASONS:"))
+        .unwrap_or("");
+    assert_eq!(
+        reasons.trim(),
+        r#"REASONS: reason="private address""#,
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -907,8 +935,7 @@ fn run_refused(args: &[&str]) -> (Option<i32>, String) {
 
 #[test]
 fn running_as_root_is_refused_without_allow_root() {
-    if !is_root() {
-        eprintln!("SKIP: not running as root");
+    if skip_if(!is_root(), "not running as root") {
         return;
     }
     let (code, err) = run_refused(&["--listen", "127.0.0.1:0"]);

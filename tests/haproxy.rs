@@ -234,3 +234,170 @@ async fn two_instances_behind_haproxy_share_load_reload_and_survive_a_kill() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Pseudonymization across the fleet (issue 11 item 3, issue 10 item 4): what the
+// instances must share is the pseudonym key (`[pseudonymize] key_file`), nothing else.
+
+/// A model on 127.0.0.1 that answers every chat completion with a stream of 3-byte
+/// `delta.content` fragments repeating every message of the conversation (so the answer
+/// quotes the placeholders the instance in front of it sent), and records what it saw.
+async fn start_echo_model() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let s = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = l.accept().await {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let s = s.clone();
+                        async move {
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let text = String::from_utf8_lossy(&body).into_owned();
+                            s.lock().unwrap().push(text);
+                            let doc: serde_json::Value =
+                                serde_json::from_slice(&body).unwrap_or_default();
+                            let said: Vec<&str> = doc["messages"]
+                                .as_array()
+                                .map(|m| m.iter().filter_map(|m| m["content"].as_str()).collect())
+                                .unwrap_or_default();
+                            let said = said.join(" | ");
+                            let mut sse = String::new();
+                            let chars: Vec<char> = said.chars().collect();
+                            for piece in chars.chunks(3) {
+                                let piece: String = piece.iter().collect();
+                                sse.push_str(&format!(
+                                "data: {}\n\n",
+                                serde_json::json!({"choices": [{"index": 0, "delta": {"content": piece}}]})
+                            ));
+                            }
+                            sse.push_str("data: [DONE]\n\n");
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .header("content-type", "text/event-stream")
+                                    .body(Full::new(bytes::Bytes::from(sse)))
+                                    .unwrap(),
+                            )
+                        }
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(sock), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// The text a chat-completions client assembles from a streamed answer.
+fn streamed_text(body: &str) -> String {
+    body.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter_map(|d| {
+            d["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect()
+}
+
+async fn placeholders_total(p: &Proxy, result: &str) -> u64 {
+    let m = curl(&[&format!("http://{}/metrics", p.admin.unwrap())])
+        .await
+        .body;
+    m.lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "clawguard_placeholders_total{{result=\"{result}\"}} "
+            ))
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Two instances with *separate* CA directories and nothing in common but
+/// `[pseudonymize] key_file`: an agent's conversation, spread over both by HAProxy's
+/// round robin, gets one placeholder for its mobile number from either instance, and
+/// each instance restores in its streamed answer the placeholder the other one minted.
+#[tokio::test]
+async fn two_instances_sharing_the_pseudonym_key_restore_each_others_placeholders() {
+    const PHONE: &str = "13800138000";
+    if !require_peer("haproxy") || !require_peer("curl") {
+        return;
+    }
+    let (model, seen) = start_echo_model().await;
+    let shared = tempfile::tempdir().unwrap();
+    let key = shared.path().join("pseudonym.key");
+    let config = format!(
+        "llm_hosts = [\"127.0.0.1\"]\n[pseudonymize]\nkey_file = {:?}\n",
+        key.to_str().unwrap()
+    );
+    let extra = ["--allow-private", "--admin", "127.0.0.1:0"];
+    let a = Proxy::start_with(&config, std::path::Path::new(""), &extra);
+    let b = Proxy::start_with(&config, std::path::Path::new(""), &extra);
+    let lb = Haproxy::start(&[(&a, a.admin.unwrap()), (&b, b.admin.unwrap())]);
+    let via = lb.url();
+    let url = format!("http://{model}/v1/chat/completions");
+
+    // The agent's conversation grows by one turn per request; it holds the real values
+    // (its answers came back restored), so every request re-sends the number in clear.
+    let mut messages =
+        vec![serde_json::json!({"role": "user", "content": format!("text {PHONE} the time")})];
+    for turn in 0..6 {
+        let body = serde_json::json!({"model": "m", "stream": true, "messages": messages});
+        let out = post(&via, &url, &body.to_string()).await;
+        assert_eq!(out.status, 200, "turn {turn}: {} {}", out.body, out.stderr);
+        let answer = streamed_text(&out.body);
+        assert!(
+            answer.contains(PHONE) && !answer.contains("CG_PHONE_"),
+            "turn {turn}: the answer is restored whichever instance served it: {answer}"
+        );
+        messages.push(serde_json::json!({"role": "assistant", "content": answer}));
+        messages
+            .push(serde_json::json!({"role": "user", "content": format!("and again ({turn})")}));
+        if placeholders_total(&a, "restored").await > 0
+            && placeholders_total(&b, "restored").await > 0
+            && turn >= 1
+        {
+            break;
+        }
+    }
+    assert!(
+        placeholders_total(&a, "restored").await > 0,
+        "instance a restored nothing"
+    );
+    assert!(
+        placeholders_total(&b, "restored").await > 0,
+        "instance b restored nothing"
+    );
+    let seen = seen.lock().unwrap().join("\n");
+    assert!(
+        !seen.contains(PHONE),
+        "the number reached the model: {seen}"
+    );
+    let distinct: std::collections::BTreeSet<&str> = seen
+        .match_indices("CG_PHONE_")
+        .map(|(i, _)| &seen[i..i + "CG_PHONE_".len() + 13])
+        .collect();
+    assert_eq!(
+        distinct.len(),
+        1,
+        "one placeholder for the number, whichever instance minted it: {distinct:?}"
+    );
+    // Neither instance got an own CA directory's key: the shared file is the key.
+    assert_ne!(
+        std::fs::read(&a.ca_pem).unwrap(),
+        std::fs::read(&b.ca_pem).unwrap(),
+        "the instances share nothing but the pseudonym key"
+    );
+}

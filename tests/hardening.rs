@@ -258,6 +258,64 @@ async fn connections_over_the_limit_are_refused_clearly() {
     );
 }
 
+/// Out of file descriptors (EMFILE), the accept loop backs off instead of spinning, and
+/// serves again once descriptors are free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_errors_back_off_and_recover() {
+    if skip_if(!have("prlimit"), "prlimit (util-linux) is missing") {
+        return;
+    }
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    // Leave the running proxy a handful of descriptors beyond those it holds.
+    let open = std::fs::read_dir(format!("/proc/{}/fd", proxy.pid()))
+        .unwrap()
+        .count();
+    // The soft limit only: raising it back later needs no privilege.
+    let limit = format!("--nofile={}:", open + 4);
+    let st = std::process::Command::new("prlimit")
+        .args(["--pid", &proxy.pid().to_string(), &limit])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // More idle connections than it can accept: the rest wait in the backlog while
+    // accept(2) fails with EMFILE.
+    let started = std::time::Instant::now();
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(TcpStream::connect(proxy.addr).await.unwrap());
+    }
+    proxy.wait_for_log("accept failed").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(held);
+    let raise = format!("--nofile={}:", open + 256);
+    let st = std::process::Command::new("prlimit")
+        .args(["--pid", &proxy.pid().to_string(), &raise])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Serving again.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let out = curl(&["-x", &proxy.url(), &origin.http("/after-emfile")]).await;
+        if out.status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", out.stderr);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A spinning loop fails accept(2) hundreds of thousands of times a second; backing
+    // off (5 ms doubling to 1 s) fails a few times plus about once a second. The bound
+    // grows with the time the test really took, so a slow machine cannot fail it.
+    let errors = metric(&metrics(&proxy).await, "clawguard_accept_errors_total");
+    let bound = 50 + 4 * started.elapsed().as_secs();
+    assert!(
+        errors >= 1 && errors <= bound,
+        "{errors} accept errors (bound {bound})"
+    );
+}
+
 // ---------------------------------------------------------------------------------
 // Class 3: Argon2 is bounded, cached and throttled.
 
@@ -794,15 +852,14 @@ async fn audit_and_logs_carry_reasons_but_never_a_value() {
             "{what} holds the value:\n{text}"
         );
     }
+    // The cause is a field of its own in both: what to filter on.
     assert!(
         audit.contains("upstream-connect: cannot connect"),
         "{audit}"
     );
-    assert!(
-        proxy.log().contains("reason=\"upstream-connect"),
-        "{}",
-        proxy.log()
-    );
+    assert!(audit.contains(r#""cause":"connection refused""#), "{audit}");
+    let log = proxy.log();
+    assert!(log.contains(r#"reason="connection refused""#), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -850,10 +907,76 @@ async fn an_origin_presenting_a_ca_certificate_is_explained() {
     .await;
     assert_eq!(out.status, 502, "{}", out.body);
     assert!(
-        out.body.contains("CA certificate as its own"),
+        out.body.contains("CA certificate (CA:TRUE) as its own")
+            && out.body.contains("--upstream-ca"),
         "{}\n{}",
         out.body,
         proxy.log()
     );
     assert!(!out.body.contains("OtherError"), "{}", out.body);
+    proxy.wait_for_log_count("status=502", 1).await;
+    let log = proxy.log();
+    assert!(log.contains(r#"reason="CA certificate as leaf""#), "{log}");
+}
+
+// ---------------------------------------------------------------------------------
+// Class 13: an SNI with a port (or otherwise malformed) falls back to the CONNECT host.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sni_with_a_port_falls_back_to_the_connect_authority() {
+    if skip_if(!have_openssl(), "the openssl command is missing") {
+        return;
+    }
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    let port = origin.tls_addr.port();
+    // What the `hey` load generator does: SNI `host:port`.
+    let mut child = command("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-proxy",
+            &proxy.addr.to_string(),
+            "-connect",
+            &format!("localhost:{port}"),
+            "-servername",
+            &format!("localhost:{port}"),
+            "-CAfile",
+            path_str(&proxy.ca_pem),
+            "-verify_return_error",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(
+            format!("GET /sni HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(PATIENCE, child.wait_with_output())
+        .await
+        .expect("openssl finished")
+        .unwrap();
+    drop(stdin);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("HTTP/1.1 200"),
+        "{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        proxy.log()
+    );
+    origin.last("/sni");
+}
+
+fn have_openssl() -> bool {
+    std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }

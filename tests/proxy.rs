@@ -362,7 +362,7 @@ async fn concurrent_first_requests_mint_one_leaf() {
     let log = proxy.log();
     let minted = log
         .lines()
-        .filter(|l| l.contains("minted leaf certificate") && l.contains("host=localhost"))
+        .filter(|l| l.contains("minted leaf certificate"))
         .count();
     assert_eq!(minted, 1, "{log}");
     assert_eq!(origin.requests().len(), 8);
@@ -375,8 +375,10 @@ async fn python_requests_through_the_proxy() {
         .status()
         .await
         .is_ok_and(|s| s.success());
-    if !python_ok {
-        eprintln!("SKIP python_requests_through_the_proxy: python3 with `requests` not installed (pip install requests)");
+    if skip_if(
+        !python_ok,
+        "python3 with `requests` not installed (pip install requests)",
+    ) {
         return;
     }
     let origin = Origin::start().await;
@@ -411,8 +413,7 @@ async fn python_requests_through_the_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_undici_proxy_agent_through_the_proxy() {
-    if !have("node") || !have("npm") {
-        eprintln!("SKIP node_undici_proxy_agent_through_the_proxy: node/npm not installed");
+    if skip_if(!have("node") || !have("npm"), "node/npm not installed") {
         return;
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");

@@ -285,6 +285,7 @@ mod tests {
             path: "/v1?x=".into(),
             decision: decision.into(),
             reason: None,
+            cause: None,
             findings: vec![crate::audit::AuditFinding {
                 rule: "aws-access-key-id".into(),
                 category: "credential".into(),

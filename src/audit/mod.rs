@@ -78,6 +78,10 @@ pub struct AuditEvent {
     pub decision: String,
     #[serde(default)]
     pub reason: Option<String>,
+    /// Why the proxy refused, in a few stable words (`private address`, `metadata
+    /// endpoint`, `unresolvable`, `connection refused`, …); `reason` holds the sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
     pub findings: Vec<AuditFinding>,
 }
 
@@ -807,6 +811,7 @@ mod tests {
             path: "/v1/chat?x=".into(),
             decision: "block".into(),
             reason: None,
+            cause: None,
             findings: vec![AuditFinding {
                 rule: "aws-access-key-id".into(),
                 category: "credential".into(),

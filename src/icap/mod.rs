@@ -949,6 +949,7 @@ fn finish(svc: &IcapService, origin: &Origin, http: &HttpHead, a: Audited, start
             path,
             decision: a.decision.to_string(),
             reason: a.reason,
+            cause: None,
             findings: a.findings,
         });
     }

@@ -15,8 +15,9 @@
 use super::body::{self, ProxyBody};
 use super::ctx::{Conn, RequestCtx, Route};
 use super::pipeline::Stop;
-use super::refusal::{Refusal, UpstreamKind};
+use super::refusal::{self, Refusal};
 use super::route;
+use super::sni_fallback;
 use super::state::ProxyState;
 use http::{Request, Response};
 use hyper::upgrade::{OnUpgrade, Upgraded};
@@ -59,20 +60,8 @@ pub(crate) async fn open<B>(
         let timeout = Duration::from_secs(ctx.live.cfg.connect_timeout_secs);
         let dest = &approved.route.dest;
         match tokio::time::timeout(timeout, TcpStream::connect(&approved.route.addrs[..])).await {
-            Err(_) => {
-                return Err(Refusal::Upstream {
-                    kind: UpstreamKind::Timeout,
-                    message: format!("timed out connecting to {dest}"),
-                }
-                .into())
-            }
-            Ok(Err(e)) => {
-                return Err(Refusal::Upstream {
-                    kind: UpstreamKind::Connect,
-                    message: format!("cannot connect to {dest}: {e}"),
-                }
-                .into())
-            }
+            Err(_) => return Err(refusal::connect_timeout(dest).into()),
+            Ok(Err(e)) => return Err(refusal::connect_failed(dest, &e).into()),
             Ok(Ok(s)) => Some(s),
         }
     } else {
@@ -97,6 +86,11 @@ pub(crate) enum Established {
         Box<tokio_rustls::server::TlsStream<Rewind<TokioIo<Upgraded>>>>,
         Arc<Conn>,
     ),
+    /// TLS for a client whose SNI rustls refuses (HTTP/1.1 only; see [`sni_fallback`]).
+    OpenSsl(
+        Box<tokio_openssl::SslStream<Rewind<TokioIo<Upgraded>>>>,
+        Arc<Conn>,
+    ),
 }
 
 /// Wait for the tunnel, read its first byte and act on it. `None`: the tunnel was
@@ -117,12 +111,18 @@ pub(crate) async fn establish(state: &ProxyState, p: PendingTunnel) -> Option<Es
         Ok(Ok(1)) => {}
         _ => return None,
     }
-    let mut io = Rewind {
-        first: Some(first[0]),
-        inner: io,
-    };
-    let dest = p.route.dest.clone();
     let tls = first[0] == TLS_HANDSHAKE_RECORD;
+    let mut peeked = first.to_vec();
+    if tls {
+        // The whole first record: its ClientHello tells whether rustls will accept it.
+        let read = sni_fallback::read_record(&mut io, &mut peeked);
+        if !matches!(tokio::time::timeout(idle, read).await, Ok(Ok(()))) {
+            return None;
+        }
+    }
+    let malformed_sni = tls && sni_fallback::needs_fallback(&peeked);
+    let mut io = Rewind::new(peeked, io);
+    let dest = p.route.dest.clone();
     let bypass = match (tls, p.bypass) {
         (true, Some(upstream)) => Ok(upstream),
         (_, other) => Err(other.is_some()),
@@ -168,13 +168,27 @@ pub(crate) async fn establish(state: &ProxyState, p: PendingTunnel) -> Option<Es
         return Some(Established::Plain(io, conn));
     }
     // The leaf names the CONNECT host (where requests really go), whatever SNI says.
-    let cfg = match state.ca.server_config(&host) {
+    let leaf = match state.ca.leaf(&host) {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "no certificate for host");
             return None;
         }
     };
+    if malformed_sni {
+        // rustls refuses a ClientHello whose SNI is not a host name (`host:port`, as the
+        // `hey` load generator sends); the CONNECT authority says where the client goes.
+        tracing::debug!("malformed SNI: TLS by OpenSSL with the CONNECT host's leaf");
+        return match tokio::time::timeout(idle, sni_fallback::accept(&leaf, io)).await {
+            Ok(Ok(s)) => Some(Established::OpenSsl(Box::new(s), conn)),
+            Ok(Err(e)) => {
+                tracing::info!(dest = %dest, error = %e, "client TLS handshake failed");
+                None
+            }
+            Err(_) => None,
+        };
+    }
+    let cfg = leaf.server_config.clone();
     match tokio::time::timeout(idle, tokio_rustls::TlsAcceptor::from(cfg).accept(io)).await {
         Ok(Ok(s)) => Some(Established::Tls(Box::new(s), conn)),
         Ok(Err(e)) => {
@@ -186,10 +200,21 @@ pub(crate) async fn establish(state: &ProxyState, p: PendingTunnel) -> Option<Es
     }
 }
 
-/// Puts the peeked first byte back in front of the stream.
+/// Puts the peeked bytes back in front of the stream.
 pub(crate) struct Rewind<T> {
-    first: Option<u8>,
+    prefix: Vec<u8>,
+    pos: usize,
     inner: T,
+}
+
+impl<T> Rewind<T> {
+    fn new(prefix: Vec<u8>, inner: T) -> Rewind<T> {
+        Rewind {
+            prefix,
+            pos: 0,
+            inner,
+        }
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
@@ -198,11 +223,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        if buf.remaining() > 0 {
-            if let Some(b) = self.first.take() {
-                buf.put_slice(&[b]);
-                return Poll::Ready(Ok(()));
-            }
+        if self.pos < self.prefix.len() && buf.remaining() > 0 {
+            let n = buf.remaining().min(self.prefix.len() - self.pos);
+            let start = self.pos;
+            buf.put_slice(&self.prefix[start..start + n]);
+            self.pos += n;
+            return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
@@ -244,10 +270,7 @@ mod tests {
 
     #[tokio::test]
     async fn rewind_replays_the_peeked_byte() {
-        let mut r = Rewind {
-            first: Some(b'G'),
-            inner: &b"ET /"[..],
-        };
+        let mut r = Rewind::new(b"G".to_vec(), &b"ET /"[..]);
         let mut s = String::new();
         tokio::io::AsyncReadExt::read_to_string(&mut r, &mut s)
             .await

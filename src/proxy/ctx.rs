@@ -129,7 +129,8 @@ pub(crate) struct Record {
     pub decision: &'static str,
     /// `class: text` of a refusal or of an uninspectable body.
     pub reason: Option<String>,
-    pub reason_class: Option<&'static str>,
+    /// Its cause in a few stable words (see [`super::refusal::Refusal::cause`]).
+    pub cause: Option<&'static str>,
     pub findings: Vec<AuditFinding>,
     /// Whether any finding was in the URL (the audit path is then masked segment by
     /// segment).
@@ -181,7 +182,7 @@ impl RequestCtx {
             record: Record {
                 decision: "invalid",
                 reason: None,
-                reason_class: None,
+                cause: None,
                 findings: Vec::new(),
                 url_findings: false,
             },
@@ -226,7 +227,7 @@ impl RequestCtx {
                 .iter()
                 .any(|f| f.location == crate::detect::extract::Location::Url);
         if let Some(e) = &r.error {
-            self.record.reason_class = Some("uninspectable");
+            self.record.cause = Some("uninspectable body");
             self.record.reason = Some(format!("uninspectable: {e}"));
         }
         if self.auditing {

@@ -170,6 +170,9 @@ async fn serve_tunnel(state: Arc<ProxyState>, pending: PendingTunnel) {
         Some(Established::Tls(io, conn)) => {
             serve_http(&state, TokioIo::new(*io), conn, false).await
         }
+        Some(Established::OpenSsl(io, conn)) => {
+            serve_http(&state, TokioIo::new(*io), conn, true).await
+        }
         None => {}
     }
 }

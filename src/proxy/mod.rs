@@ -32,6 +32,7 @@ pub mod refusal;
 pub mod resolve;
 mod respond;
 mod route;
+mod sni_fallback;
 mod state;
 pub mod upstream;
 pub mod websocket;

@@ -249,7 +249,7 @@ fn refuse(state: &ProxyState, ctx: &mut RequestCtx, r: Refusal) -> Response<Prox
     if !(decided && matches!(r, Refusal::Upstream { .. })) {
         ctx.record.decision = r.decision();
     }
-    ctx.record.reason_class = Some(r.class());
+    ctx.record.cause = Some(r.cause());
     ctx.record.reason = Some(format!("{}: {r}", r.class()));
     if let Refusal::Upstream { kind, .. } = &r {
         state.metrics.upstream_errors.inc(&[kind.as_str()], 1);
@@ -280,9 +280,12 @@ fn finish(
     let decision = ctx.record.decision;
     state.metrics.requests.inc(&[decision, user_label], 1);
     state.metrics.request_latency.observe(ctx.started.elapsed());
-    let reason = ctx.record.reason.as_deref().unwrap_or("-");
+    // `reason`: the cause in a few stable words (what to filter on); `detail`: the text
+    // the client got.
+    let reason = ctx.record.cause.unwrap_or("-");
+    let detail = ctx.record.reason.as_deref().unwrap_or("-");
     tracing::info!(client = %ctx.conn.client, user = user_label, method = %ctx.method,
-        dest = %ctx.dest, status = resp.status().as_u16(), decision, reason, "request");
+        dest = %ctx.dest, status = resp.status().as_u16(), decision, reason, detail, "request");
     if ctx.auditing {
         let path = if ctx.method == Method::CONNECT {
             String::new()
@@ -299,6 +302,7 @@ fn finish(
             path,
             decision: decision.to_string(),
             reason: ctx.record.reason.take(),
+            cause: ctx.record.cause.map(str::to_string),
             findings: std::mem::take(&mut ctx.record.findings),
         });
     }

@@ -1,10 +1,13 @@
 //! Every way a request can fail inside the proxy, and the one place that turns such a
 //! failure into a response.
 //!
-//! A [`Refusal`] carries a reason *class* (a short stable token for logs, audit records
-//! and metrics: `egress`, `upstream-tls`, `body-timeout`, …) and a short text for people.
-//! Neither ever holds a matched value: host names that hold a finding are masked before
-//! they get here (see [`super::ctx::RequestCtx::dest`]).
+//! A [`Refusal`] carries a reason *class* (a short stable token for metrics and audit
+//! records: `egress`, `upstream-tls`, `body-timeout`, …), a *cause* (a short stable
+//! phrase, the log line's `reason` field and the audit record's `cause`: `private
+//! address`, `metadata endpoint`, `unresolvable`, `connection refused`, `CA certificate
+//! as leaf`, …) and a text for people saying what to do. None ever holds a matched
+//! value: host names that hold a finding are masked before they get here (see
+//! [`super::ctx::RequestCtx::dest`]).
 
 use super::body::{self, ProxyBody};
 use http::{header, HeaderValue, Response, StatusCode};
@@ -18,8 +21,11 @@ pub enum Refusal {
     AuthThrottled { retry_after_secs: u64 },
     #[error("{0}")]
     BadRequest(&'static str),
-    #[error("{0}")]
-    Egress(String),
+    #[error("{message}")]
+    Egress {
+        cause: &'static str,
+        message: String,
+    },
     /// The request names another authority than the one the policy decided on
     /// (domain fronting inside a tunnel, or a mismatched `:authority`).
     #[error("{0}")]
@@ -31,7 +37,11 @@ pub enum Refusal {
     #[error("could not read the request body")]
     BodyRead,
     #[error("{message}")]
-    Upstream { kind: UpstreamKind, message: String },
+    Upstream {
+        kind: UpstreamKind,
+        cause: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     Internal(&'static str),
 }
@@ -66,7 +76,7 @@ impl Refusal {
             Refusal::AuthRequired => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
             Refusal::AuthThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Refusal::BadRequest(_) | Refusal::BodyRead => StatusCode::BAD_REQUEST,
-            Refusal::Egress(_) => StatusCode::FORBIDDEN,
+            Refusal::Egress { .. } => StatusCode::FORBIDDEN,
             Refusal::Misdirected(_) => StatusCode::MISDIRECTED_REQUEST,
             Refusal::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -85,7 +95,7 @@ impl Refusal {
             Refusal::AuthRequired => "auth",
             Refusal::AuthThrottled { .. } => "auth-throttled",
             Refusal::BadRequest(_) => "bad-request",
-            Refusal::Egress(_) => "egress",
+            Refusal::Egress { .. } => "egress",
             Refusal::Misdirected(_) => "misdirected",
             Refusal::Busy(_) => "busy",
             Refusal::BodyTimeout(_) => "body-timeout",
@@ -101,11 +111,26 @@ impl Refusal {
         }
     }
 
+    /// The cause in a few words, stable (logs filter on it): the `reason` field of the log
+    /// line and the `cause` of the audit record.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            Refusal::AuthRequired => "no or wrong proxy credentials",
+            Refusal::AuthThrottled { .. } => "too many failed attempts",
+            Refusal::BadRequest(_) => "bad request",
+            Refusal::Egress { cause, .. } | Refusal::Upstream { cause, .. } => cause,
+            Refusal::Misdirected(_) => "authority mismatch",
+            Refusal::Busy(what) | Refusal::BodyTimeout(what) => what,
+            Refusal::BodyRead => "body read error",
+            Refusal::Internal(what) => what,
+        }
+    }
+
     /// The `decision` recorded for this refusal.
     pub fn decision(&self) -> &'static str {
         match self {
             Refusal::AuthRequired | Refusal::AuthThrottled { .. } => "auth-failure",
-            Refusal::Egress(_) | Refusal::Misdirected(_) => "deny",
+            Refusal::Egress { .. } | Refusal::Misdirected(_) => "deny",
             Refusal::Busy(_) => "busy",
             Refusal::Upstream { .. } => "upstream-error",
             _ => "invalid",
@@ -162,75 +187,134 @@ pub fn upstream(e: &hyper_util::client::legacy::Error, dest: &str) -> Refusal {
         cur = err.source();
     }
     if let Some(t) = tls {
+        let (cause, message) = explain_tls(t, dest);
         return Refusal::Upstream {
             kind: UpstreamKind::Tls,
-            message: explain_tls(t, dest),
+            cause,
+            message,
         };
     }
     if timed_out {
-        return Refusal::Upstream {
-            kind: UpstreamKind::Timeout,
-            message: format!("timed out connecting to {dest}"),
-        };
+        return connect_timeout(dest);
     }
     if e.is_connect() {
+        let cause = root
+            .downcast_ref::<std::io::Error>()
+            .map_or("connect failed", io_cause);
         return Refusal::Upstream {
             kind: UpstreamKind::Connect,
+            cause,
             message: format!("cannot connect to {dest}: {root}"),
         };
     }
     Refusal::Upstream {
         kind: UpstreamKind::Protocol,
+        cause: "protocol error",
         message: format!("the request to {dest} failed: {root}"),
     }
 }
 
-/// A TLS failure towards an origin, in words, with what fixes it.
-pub fn explain_tls(e: &rustls::Error, dest: &str) -> String {
+/// The 504 for an origin that did not accept the connection in time.
+pub fn connect_timeout(dest: &str) -> Refusal {
+    Refusal::Upstream {
+        kind: UpstreamKind::Timeout,
+        cause: "connect timeout",
+        message: format!("timed out connecting to {dest}"),
+    }
+}
+
+/// The 502 for an origin connection that failed with `e`.
+pub fn connect_failed(dest: &str, e: &std::io::Error) -> Refusal {
+    Refusal::Upstream {
+        kind: UpstreamKind::Connect,
+        cause: io_cause(e),
+        message: format!("cannot connect to {dest}: {e}"),
+    }
+}
+
+/// A connect error's cause in a few stable words.
+fn io_cause(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused => "connection refused",
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => "connection reset",
+        ErrorKind::TimedOut => "connect timeout",
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => "unreachable",
+        _ => "connect failed",
+    }
+}
+
+/// A TLS failure towards an origin: its cause in a few stable words, and in a sentence
+/// with what fixes it.
+pub fn explain_tls(e: &rustls::Error, dest: &str) -> (&'static str, String) {
     use rustls::{CertificateError, Error};
     const UPSTREAM_CA: &str = "if the origin uses a private CA, start ClawGuard with \
                                --upstream-ca FILE (or `upstream_ca` in the config) naming it";
     match e {
         Error::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer => format!(
-                "the certificate of {dest} is not signed by a CA ClawGuard trusts; {UPSTREAM_CA}"
+            CertificateError::UnknownIssuer => (
+                "unknown issuer",
+                format!("the certificate of {dest} is not signed by a CA ClawGuard trusts; {UPSTREAM_CA}"),
             ),
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                format!("the certificate of {dest} has expired; the origin must renew it")
-            }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                format!("the certificate of {dest} is not valid yet (check both clocks)")
-            }
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                format!("the certificate of {dest} does not name that host; the origin must present one that does")
-            }
-            CertificateError::Revoked => format!("the certificate of {dest} is revoked"),
-            CertificateError::BadSignature | CertificateError::BadEncoding => {
-                format!("the certificate of {dest} is malformed or badly signed")
-            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => (
+                "certificate expired",
+                format!("the certificate of {dest} has expired; the origin must renew it"),
+            ),
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => (
+                "certificate not valid yet",
+                format!("the certificate of {dest} is not valid yet (check both clocks)"),
+            ),
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => (
+                "certificate name mismatch",
+                format!("the certificate of {dest} does not name that host; the origin must present one that does"),
+            ),
+            CertificateError::Revoked => (
+                "certificate revoked",
+                format!("the certificate of {dest} is revoked"),
+            ),
+            CertificateError::BadSignature | CertificateError::BadEncoding => (
+                "certificate malformed",
+                format!("the certificate of {dest} is malformed or badly signed"),
+            ),
             CertificateError::Other(other) => {
                 // rustls wraps webpki's reasons as `Other`; its Debug names the variant.
                 let why = format!("{other:?}");
                 if why.contains("CaUsedAsEndEntity") {
-                    format!(
-                        "{dest} presents a CA certificate as its own; give it a leaf certificate \
-                         signed by that CA, or use --upstream-ca with its issuer"
+                    (
+                        "CA certificate as leaf",
+                        format!(
+                            "{dest} presents a CA certificate (CA:TRUE) as its own server certificate, \
+                             which TLS clients must refuse; the origin must serve a leaf certificate \
+                             (CA:FALSE) signed by that CA, and ClawGuard trusts that CA with \
+                             --upstream-ca FILE"
+                        ),
                     )
                 } else if why.contains("UnknownIssuer") {
-                    format!("the certificate of {dest} is not signed by a CA ClawGuard trusts; {UPSTREAM_CA}")
+                    (
+                        "unknown issuer",
+                        format!("the certificate of {dest} is not signed by a CA ClawGuard trusts; {UPSTREAM_CA}"),
+                    )
                 } else {
-                    format!("the certificate of {dest} was refused ({why}); {UPSTREAM_CA}")
+                    (
+                        "certificate refused",
+                        format!("the certificate of {dest} was refused ({why}); {UPSTREAM_CA}"),
+                    )
                 }
             }
-            other => format!("the certificate of {dest} was refused ({other:?})"),
+            other => (
+                "certificate refused",
+                format!("the certificate of {dest} was refused ({other:?})"),
+            ),
         },
-        Error::AlertReceived(a) => format!(
-            "{dest} ended the TLS handshake with alert {a:?} (it may require a client certificate or other TLS versions)"
+        Error::AlertReceived(a) => (
+            "TLS alert from origin",
+            format!("{dest} ended the TLS handshake with alert {a:?} (it may require a client certificate or other TLS versions)"),
         ),
-        Error::PeerIncompatible(p) => {
-            format!("{dest} speaks no TLS version or cipher ClawGuard accepts ({p:?})")
-        }
-        other => format!("TLS with {dest} failed: {other}"),
+        Error::PeerIncompatible(p) => (
+            "no common TLS version or cipher",
+            format!("{dest} speaks no TLS version or cipher ClawGuard accepts ({p:?})"),
+        ),
+        other => ("TLS failed", format!("TLS with {dest} failed: {other}")),
     }
 }
 
@@ -250,23 +334,23 @@ mod tests {
             .response("x")
             .headers()
             .contains_key("proxy-authenticate"));
-        let t = Refusal::Upstream {
-            kind: UpstreamKind::Timeout,
-            message: String::new(),
-        };
+        let t = connect_timeout("h:1");
+        assert_eq!(t.cause(), "connect timeout");
         assert_eq!((t.status().as_u16(), t.class()), (504, "upstream-timeout"));
     }
 
     #[test]
     fn tls_errors_are_explained() {
         let e = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
-        let s = explain_tls(&e, "h:443");
+        let (cause, s) = explain_tls(&e, "h:443");
+        assert_eq!(cause, "unknown issuer");
         assert!(s.contains("--upstream-ca"), "{s}");
         let e =
             rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
                 std::sync::Arc::new(std::io::Error::other("CaUsedAsEndEntity")),
             )));
-        let s = explain_tls(&e, "h:443");
-        assert!(s.contains("CA certificate as its own"), "{s}");
+        let (cause, s) = explain_tls(&e, "h:443");
+        assert_eq!(cause, "CA certificate as leaf");
+        assert!(s.contains("CA certificate (CA:TRUE)"), "{s}");
     }
 }

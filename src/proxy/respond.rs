@@ -124,6 +124,7 @@ pub(crate) fn respond(
         (true, _) => {
             return Err(Refusal::Upstream {
                 kind: UpstreamKind::Upgrade,
+                cause: "unrequested protocol switch",
                 message: "the origin switched protocols without completing a WebSocket handshake the client asked for".into(),
             })
         }

@@ -66,12 +66,16 @@ pub(crate) async fn destination(
         .await
         .map_err(|d| {
             // Denials name the destination; never with a label that holds a finding.
-            Refusal::Egress(d.to_string().replace(&target.host, &dest_host))
+            Refusal::Egress {
+                cause: d.cause(),
+                message: d.to_string().replace(&target.host, &dest_host),
+            }
         })?;
     if let Some(own) = allowed.addrs.iter().find(|a| state.is_own_listener(a)) {
-        return Err(Refusal::Egress(format!(
-            "destination {dest} ({own}) is this proxy's own listener"
-        ))
+        return Err(Refusal::Egress {
+            cause: "own listener",
+            message: format!("destination {dest} ({own}) is this proxy's own listener"),
+        }
         .into());
     }
     let bypass = allowed.bypass || live.bypassed(&target.host);

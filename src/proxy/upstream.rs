@@ -131,6 +131,7 @@ pub(crate) async fn send(
     match tokio::time::timeout(timeout, client.request(up)).await {
         Err(_) => Err(Refusal::Upstream {
             kind: UpstreamKind::Timeout,
+            cause: "response timeout",
             message: format!("{} did not answer in time", route.dest),
         }),
         Ok(Err(e)) => Err(refusal::upstream(&e, &route.dest)),

@@ -647,6 +647,7 @@ async fn inspect(
             path: String::new(),
             decision: label.to_string(),
             reason: None,
+            cause: None,
             findings: report
                 .findings
                 .iter()

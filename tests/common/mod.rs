@@ -3,6 +3,7 @@
 //! Everything stays on loopback.
 #![allow(dead_code)]
 
+pub mod openclaw;
 pub mod squid;
 
 use bytes::Bytes;

@@ -344,6 +344,12 @@ fn openclaw_corpus_requests() {
         ),
     ] {
         let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
+            // Under CI a missing corpus fails the test instead of passing silently.
+            assert!(
+                !matches!(std::env::var("CI").as_deref(), Ok("true" | "1")),
+                "CI=true and {} is missing",
+                dir.join(name).display()
+            );
             eprintln!("SKIP openclaw_corpus_requests: {name} not found");
             return;
         };
@@ -405,4 +411,34 @@ fn configuration_is_validated() {
     let p = c.llm_policy();
     assert!(p.is_llm_api("gw.litellm.internal", "/v1/chat/completions"));
     assert_eq!(p.rule_actions.get("private-key"), Some(&Action::Block));
+}
+
+/// Per destination: an egress rule's `findings` floor still applies at an LLM endpoint
+/// (`"redact"` redacts instead of pseudonymizing, `"block"` blocks); `"log"` keeps
+/// pseudonymization.
+#[test]
+fn egress_findings_floor_applies_at_llm_endpoints() {
+    let pseudo = Arc::new(Pseudonymizer::ephemeral());
+    let e = engine_with("", &pseudo);
+    let mut req = Req::post("https://api.openai.com/v1/chat/completions");
+    // A floor raises every finding, the provider key in Authorization too (a redact
+    // floor blocks what cannot be rewritten): leave it out here.
+    req.headers.remove("authorization");
+    let body = Bytes::from(
+        json!({"messages": [{"role": "user", "content": format!("call {PHONE}")}]}).to_string(),
+    );
+    let with_floor = |floor| {
+        let mut info = req.info();
+        info.floor = floor;
+        e.inspect_for_llm(&info, &body, None)
+    };
+    let (v, report) = with_floor(Some(Action::Redact));
+    assert_eq!(report.decision, Decision::Redact);
+    let sent = rewritten(v).to_string();
+    assert!(sent.contains("[REDACTED:cn-mobile]") && !sent.contains("CG_PHONE_"));
+    assert_eq!(with_floor(Some(Action::Block)).1.decision, Decision::Block);
+    let (v, report) = with_floor(Some(Action::Log));
+    assert_eq!(report.decision, Decision::Pseudonymize);
+    assert!(rewritten(v).to_string().contains("CG_PHONE_"));
+    assert!(report.restore.is_some());
 }

@@ -836,5 +836,80 @@ mod props {
             let got: Value = serde_json::from_str(&chat_assemble(&out).2).unwrap();
             prop_assert_eq!(got, json!({"command": want}));
         }
+
+        /// The same for the other streamed formats: the Responses API and Anthropic
+        /// Messages (text and tool-call arguments), Gemini over SSE and as a streamed
+        /// JSON array (text), each cut into fragments and reads at random positions.
+        #[test]
+        fn other_stream_formats_restore_exactly(
+            pieces in prop::collection::vec((0usize..4, "[a-zA-Z \"\\\\\n{}éC_G]{0,6}"), 1..8),
+            cuts in prop::collection::vec(0usize..120, 0..6),
+            reads in prop::collection::vec(1usize..40, 1..4),
+        ) {
+            let f = fixture();
+            let (text, want) = mixed_text(&f, &pieces);
+            let mut cuts = cuts.clone();
+            cuts.sort_unstable();
+            let args = json!({"command": text}).to_string();
+            let want_args = json!({"command": want});
+            let frags = split_at(&text, &cuts);
+            let arg_frags = split_at(&args, &cuts);
+
+            // Responses API.
+            let body = responses_stream(&frags, &arg_frags);
+            let out = run(&f, ApiKind::Responses, &headers("text/event-stream", None), body.as_bytes(), &reads);
+            let (mut t, mut a) = (String::new(), String::new());
+            for p in sse_payloads(&out) {
+                match p["type"].as_str().unwrap_or("") {
+                    "response.output_text.delta" => t.push_str(p["delta"].as_str().unwrap()),
+                    "response.function_call_arguments.delta" => a.push_str(p["delta"].as_str().unwrap()),
+                    _ => {}
+                }
+            }
+            prop_assert_eq!(&t, &want);
+            prop_assert_eq!(serde_json::from_str::<Value>(&a).unwrap(), want_args.clone());
+
+            // Anthropic Messages.
+            let body = anthropic_stream(&frags, &arg_frags);
+            let out = run(&f, ApiKind::Messages, &headers("text/event-stream", None), body.as_bytes(), &reads);
+            let (mut t, mut a) = (String::new(), String::new());
+            for p in sse_payloads(&out) {
+                if p["type"] == "content_block_delta" {
+                    t.push_str(p["delta"]["text"].as_str().unwrap_or(""));
+                    a.push_str(p["delta"]["partial_json"].as_str().unwrap_or(""));
+                }
+            }
+            prop_assert_eq!(&t, &want);
+            prop_assert_eq!(serde_json::from_str::<Value>(&a).unwrap(), want_args);
+
+            // Gemini, SSE and JSON array.
+            let chunks = gemini_chunks(&frags);
+            let body = sse(&chunks.iter().map(|c| (None, c.clone())).collect::<Vec<_>>());
+            let out = run(&f, ApiKind::GeminiStream, &headers("text/event-stream", None), body.as_bytes(), &reads);
+            prop_assert_eq!(&gemini_text(&sse_payloads(&out)).0, &want);
+            let body = format!("[{}]", chunks.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",\r\n"));
+            let out = run(&f, ApiKind::GeminiStream, &headers("application/json", None), body.as_bytes(), &reads);
+            let arr: Vec<Value> = serde_json::from_slice(&out).unwrap();
+            prop_assert_eq!(&gemini_text(&arr).0, &want);
+        }
+    }
+
+    /// Filler text with known placeholders in it, and the same with the real values.
+    fn mixed_text(f: &Fixture, pieces: &[(usize, String)]) -> (String, String) {
+        let mut text = String::new();
+        let mut want = String::new();
+        for (which, filler) in pieces {
+            text.push_str(filler);
+            want.push_str(filler);
+            let (p, v) = match which {
+                0 => (&f.phone, PHONE),
+                1 => (&f.id, ID),
+                2 => (&f.pass, PASS),
+                _ => continue,
+            };
+            text.push_str(p);
+            want.push_str(v);
+        }
+        (text, want)
     }
 }
