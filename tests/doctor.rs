@@ -532,6 +532,47 @@ fn a_proxy_that_reaches_loopback_or_only_watches_fails_the_live_checks() {
 }
 
 #[test]
+fn a_dry_run_clawguard_fails_even_when_its_egress_refusal_hides_it() {
+    // Loopback refused before inspection, so the credential request proves nothing by
+    // itself: the running ClawGuard's config says dry-run.
+    let proxy = guarded_proxy(&["--mode", "dry-run"]);
+    let mut f = Fixture::new();
+    f.args.push("--registry".into());
+    f.args.push(format!("http://127.0.0.1:{}", closed_port()));
+    f.wire(&proxy.url(), &ca_dir(&proxy));
+    f.write("root/etc/clawguard/clawguard.toml", "mode = \"dry-run\"\n");
+    let listen = proxy.addr.to_string();
+    f.process(
+        900,
+        OPENCLAW_UID,
+        &[
+            "/usr/bin/clawguard",
+            "run",
+            "--listen",
+            &listen,
+            "--config",
+            "/etc/clawguard/clawguard.toml",
+        ],
+    );
+    let d = f.doctor();
+    assert_eq!(d.status("wiring.live-loopback-refused"), "pass");
+    let c = d.assert_fails("wiring.live-credential-blocked");
+    assert!(
+        d.evidence("wiring.live-credential-blocked")
+            .contains("dry-run"),
+        "{c:#}"
+    );
+
+    // The same proxy named by --mode on its command line.
+    let mut f2 = Fixture::new();
+    f2.args.push("--registry".into());
+    f2.args.push(format!("http://127.0.0.1:{}", closed_port()));
+    f2.wire(&proxy.url(), &ca_dir(&proxy));
+    f2.process(901, OPENCLAW_UID, &["clawguard", "run", "--mode=dry-run"]);
+    f2.doctor().assert_fails("wiring.live-credential-blocked");
+}
+
+#[test]
 fn another_proxy_is_not_clawguard() {
     // Something answering 200 to everything, like a plain forwarding proxy would.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -14,3 +14,6 @@ pub const UPDATE: &str = "A (personal users) update OpenClaw to the latest versi
 pub const CONTROL_EGRESS: &str = "network control and credential management: OpenClaw's \
      traffic leaves through a filtering proxy (ClawGuard) that refuses local destinations and \
      stops credentials and personal data";
+/// Not a recommendation: the install every other check is about.
+pub const SCOPE: &str = "the OpenClaw install (state, config, workspace, package) the checks \
+     below judge";

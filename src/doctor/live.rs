@@ -7,11 +7,13 @@
 //! hand like `clawguard reload` does: a client library would add nothing but its own
 //! proxy and connection handling, which is exactly what must not interfere here.
 
+use super::machine::Process;
 use super::openclaw::OpenClaw;
 use super::wiring::{mask_userinfo, proxy_setting, ProxySetting};
 use super::{guide, Check, Machine, Options, Status};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +21,8 @@ use std::time::Duration;
 /// from the rule's own `match` list, so nothing real is ever sent.
 const TEST_CREDENTIAL: &str = "ghu_qkw1aXHigWhaXoNt9Jzvk69Wtl7SBH3FFpA1";
 const TEST_RULE: &str = "github-token";
+
+const ENFORCE_FIX: &str = "run ClawGuard in enforce mode (`clawguard run` without `--mode dry-run`; config `mode = \"enforce\"`, the default) and keep the built-in credential rules' action `block`";
 
 const IDS: [&str; 3] = [
     "wiring.proxy-is-clawguard",
@@ -41,7 +45,8 @@ pub fn checks(m: &Machine, oc: &OpenClaw, opts: &Options) -> Vec<Check> {
         Ok(p) => p,
         Err(why) => return skip(format!("{}: {why}", mask_userinfo(&setting.url))),
     };
-    run(&setting, &proxy, opts.timeout)
+    let dry_run = dry_run_process(m, proxy.addr);
+    run(&setting, &proxy, opts.timeout, dry_run)
 }
 
 /// A proxy the live checks may talk to: plain HTTP on a loopback address.
@@ -213,7 +218,12 @@ fn token() -> String {
     format!("{n:016x}")
 }
 
-fn run(setting: &ProxySetting, proxy: &ProxyAddr, timeout: Duration) -> Vec<Check> {
+fn run(
+    setting: &ProxySetting,
+    proxy: &ProxyAddr,
+    timeout: Duration,
+    dry_run: Option<String>,
+) -> Vec<Check> {
     let (canary, port) = match Canary::start(timeout) {
         Ok(c) => c,
         Err(e) => {
@@ -305,7 +315,7 @@ fn run(setting: &ProxySetting, proxy: &ProxyAddr, timeout: Duration) -> Vec<Chec
                 .evidence(format!(
                     "a test credential ({TEST_RULE}) went through the proxy to the canary unchanged"
                 ))
-                .fix("run ClawGuard in enforce mode (`clawguard run` without `--mode dry-run`; config `mode = \"enforce\"`) and keep the built-in credential rules' action `block`")
+                .fix(ENFORCE_FIX)
         }
         Ok(a) => {
             let how = if canary.saw(&t2) {
@@ -320,12 +330,79 @@ fn run(setting: &ProxySetting, proxy: &ProxyAddr, timeout: Duration) -> Vec<Chec
             };
             let mut c = Check::new(IDS[2], guide::CONTROL_EGRESS, Status::Pass)
                 .evidence(format!("a request carrying a test credential ({TEST_RULE}) {how}"));
-            if let Some(w) = a.would {
+            // A refusal before inspection says nothing about the mode: a dry-run ClawGuard
+            // refuses loopback too, and lets credentials through to everything else.
+            let dry = a
+                .would
+                .map(|w| format!("ClawGuard is in dry-run mode (x-clawguard-would: {w})"))
+                .or(dry_run);
+            if let Some(why) = dry {
                 c.status = Status::Fail;
-                c = c.evidence(format!("ClawGuard is in dry-run mode (x-clawguard-would: {w})"));
+                c = c.evidence(why).fix(ENFORCE_FIX);
             }
             c
         }
     });
     out
+}
+
+/// A running ClawGuard in dry-run mode serving `proxy` (matched by `--listen`; any
+/// running one when none names that address), by its command line and config file:
+/// `--mode dry-run`, or `mode = "dry-run"` in its `--config`.
+fn dry_run_process(m: &Machine, proxy: SocketAddr) -> Option<String> {
+    let procs: Vec<Process> = m
+        .processes()
+        .into_iter()
+        .filter(|p| {
+            p.runs("clawguard")
+                && p.argv
+                    .get(1)
+                    .is_some_and(|s| matches!(s.as_str(), "run" | "exec" | "icap"))
+        })
+        .collect();
+    let listens_here = |p: &Process| {
+        flag(p, "--listen").is_some_and(|l| l.parse::<SocketAddr>().ok() == Some(proxy))
+    };
+    let serving: Vec<&Process> = if procs.iter().any(listens_here) {
+        procs.iter().filter(|p| listens_here(p)).collect()
+    } else {
+        procs.iter().collect()
+    };
+    serving.into_iter().find_map(|p| {
+        if flag(p, "--mode").as_deref() == Some("dry-run") {
+            return Some(format!(
+                "pid {} `{}` runs with --mode dry-run",
+                p.pid,
+                p.short()
+            ));
+        }
+        let file = flag(p, "--config")?;
+        let path = if Path::new(&file).is_absolute() {
+            m.sys_path(&file)
+        } else {
+            m.sys_path(&format!("/proc/{}/cwd", p.pid)).join(&file)
+        };
+        let cfg: toml::Table = std::fs::read_to_string(&path).ok()?.parse().ok()?;
+        (cfg.get("mode").and_then(|v| v.as_str()) == Some("dry-run")).then(|| {
+            format!(
+                "pid {} `{}` runs with mode = \"dry-run\" in {file}",
+                p.pid,
+                p.short()
+            )
+        })
+    })
+}
+
+/// The value of `--name VALUE` or `--name=VALUE` in a command line.
+fn flag(p: &Process, name: &str) -> Option<String> {
+    let mut it = p.argv.iter();
+    while let Some(a) = it.next() {
+        if a == name {
+            return it.next().cloned();
+        }
+        if let Some(v) = a.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            return Some(v.to_string());
+        }
+    }
+    None
 }

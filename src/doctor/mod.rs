@@ -167,14 +167,14 @@ fn found(m: &Machine, oc: &OpenClaw) -> Check {
     let id = "openclaw.found";
     let show = |p: &std::path::Path| privacy::show(m, p);
     if !oc.present() {
-        return Check::new(id, guide::ISOLATE, Status::Warn)
+        return Check::new(id, guide::SCOPE, Status::Warn)
             .evidence(format!(
                 "no OpenClaw state directory at {} and no `openclaw` on PATH",
                 show(&oc.state_dir)
             ))
             .fix("run the doctor as the user OpenClaw runs as (its HOME), or name its state directory with OPENCLAW_STATE_DIR");
     }
-    let mut c = Check::new(id, guide::ISOLATE, Status::Pass)
+    let mut c = Check::new(id, guide::SCOPE, Status::Pass)
         .evidence(format!("state directory: {}", show(&oc.state_dir)))
         .evidence(format!(
             "config: {}{}",
