@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use clawguard::detect::rules::{self, RulePack};
+use clawguard::detect::rules::RulePack;
 use clawguard::detect::scan::Scanner;
 use clawguard::file_scan::{self, Input, WalkOptions};
 use clawguard::report::{self, Format};
@@ -671,7 +671,7 @@ fn cmd_rules_list(dir: Option<PathBuf>) -> Result<ExitCode> {
 fn cmd_rules_test(dir: Option<PathBuf>) -> Result<ExitCode> {
     let pack = load_pack(dir.as_ref())?;
     let rules = pack.enabled().count();
-    let (count, failures) = rules::self_test(&pack)?;
+    let (count, failures) = clawguard::detect::scan::self_test(&pack)?;
     for f in &failures {
         let what = if f.example.is_empty() {
             f.found.join(", ")

@@ -278,6 +278,9 @@ async fn streamed_and_plain_answers_are_restored_and_the_model_sees_placeholders
             chat(true),
             vec!["-H", "x-test-gzip: 1"],
         ),
+        // Ollama's native API on a host in llm_hosts (the echo answers in the
+        // chat-completions shape; what matters is that the path is an LLM API).
+        (model.url("/api/chat"), chat(false), vec![]),
     ] {
         let out = post(&proxy, &url, &body, &extra).await;
         assert_eq!(out.status, 200, "{url}: {} {}", out.body, out.stderr);
@@ -318,8 +321,8 @@ async fn streamed_and_plain_answers_are_restored_and_the_model_sees_placeholders
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     assert!(
-        restored >= 5 * 8,
-        "two places × four values × five answers: {m}"
+        restored >= 6 * 8,
+        "two places × four values × six answers: {m}"
     );
     assert!(
         !proxy.log().contains(PHONE) && !proxy.log().contains(AWS),

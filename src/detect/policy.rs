@@ -103,26 +103,60 @@ impl Decision {
 /// Whether `host` matches `glob`, ASCII case-insensitively, ignoring a trailing dot.
 /// `*.example.com` matches any name *under* `example.com` (`api.example.com`,
 /// `a.b.example.com`) but neither `example.com` itself nor `example.com.evil.io`;
-/// `*` alone matches every host; anything else must equal the host.
+/// `*` alone matches every host. Any other `*` stays within one label: `sts.*.amazonaws.com`
+/// matches `sts.eu-west-1.amazonaws.com` but not `a.b.amazonaws.com`, and `oss-*.aliyuncs.com`
+/// matches `oss-cn-hangzhou.aliyuncs.com` but not `bucket.oss-cn-hangzhou.aliyuncs.com`.
 pub fn host_matches(glob: &str, host: &str) -> bool {
     let glob = glob.trim_end_matches('.');
     let host = host.trim_end_matches('.');
     if glob == "*" {
         return true;
     }
-    match glob.strip_prefix("*.") {
-        Some(suffix) => {
-            host.len() > suffix.len() + 1
-                && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
-                && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    let host_labels: Vec<&str> = host.split('.').collect();
+    let (glob, any_depth) = match glob.strip_prefix("*.") {
+        Some(rest) => (rest, true),
+        None => (glob, false),
+    };
+    let glob_labels: Vec<&str> = glob.split('.').collect();
+    let n = glob_labels.len();
+    let fits = if any_depth {
+        host_labels.len() > n
+    } else {
+        host_labels.len() == n
+    };
+    fits && host_labels[host_labels.len() - n..]
+        .iter()
+        .zip(&glob_labels)
+        .all(|(h, g)| label_matches(g, h))
+}
+
+/// One label against one glob label, where `*` matches any run of characters.
+fn label_matches(glob: &str, label: &str) -> bool {
+    let (g, l) = (glob.as_bytes(), label.as_bytes());
+    match g.iter().position(|&b| b == b'*') {
+        None => g.eq_ignore_ascii_case(l),
+        Some(star) => {
+            let (head, tail) = (&g[..star], &g[star + 1..]);
+            l.len() >= head.len()
+                && l[..head.len()].eq_ignore_ascii_case(head)
+                && (head.len()..=l.len()).any(|i| {
+                    label_matches(
+                        std::str::from_utf8(tail).unwrap_or_default(),
+                        std::str::from_utf8(&l[i..]).unwrap_or_default(),
+                    )
+                })
         }
-        None => !glob.contains('*') && glob.eq_ignore_ascii_case(host),
     }
 }
 
-/// Whether `host` is one of the rule's home hosts.
+/// Whether `host` is one of the rule's home hosts: it matches one of its globs and none
+/// of its exclusions (`!glob`, a namespace where strangers run the receiving end, such as
+/// `!*.storage.googleapis.com` under `*.googleapis.com`).
 pub fn is_home_host(rule: &Rule, host: &str) -> bool {
-    rule.home_hosts.iter().any(|g| host_matches(g, host))
+    let (excluded, included): (Vec<&String>, Vec<&String>) =
+        rule.home_hosts.iter().partition(|g| g.starts_with('!'));
+    !excluded.iter().any(|g| host_matches(&g[1..], host))
+        && included.iter().any(|g| host_matches(g, host))
 }
 
 /// The outcome of one finding of `rule` at `location` in a request to `host`;
@@ -251,7 +285,9 @@ pub const BUILTIN_LLM_HOST_SUFFIXES: &[&str] = &["-aiplatform.googleapis.com"];
 /// `…/messages` (and `…/messages/count_tokens`); Gemini `…:generateContent`,
 /// `…:streamGenerateContent`, `…:countTokens`, `…:embedContent`; MiniMax
 /// `…/chatcompletion_v2`; DashScope `…/services/aigc/…`; Baidu `…/wenxinworkshop/chat/…`;
-/// Cohere `…/v1/chat`, `…/v2/chat`.
+/// Cohere `…/v1/chat`, `…/v2/chat`; Vertex AI partner models (Anthropic, Mistral)
+/// `…:rawPredict`, `…:streamRawPredict`; Ollama's native `…/api/chat`, `…/api/generate`
+/// (on a host listed in `llm_hosts`).
 pub fn is_llm_api_path(path: &str) -> bool {
     let path = path.split('?').next().unwrap_or(path).trim_end_matches('/');
     const SUFFIXES: &[&str] = &[
@@ -269,6 +305,10 @@ pub fn is_llm_api_path(path: &str) -> bool {
         "/chatcompletion_v2",
         "/v1/chat",
         "/v2/chat",
+        ":rawPredict",
+        ":streamRawPredict",
+        "/api/chat",
+        "/api/generate",
     ];
     SUFFIXES.iter().any(|s| path.ends_with(s))
         || path.contains("/services/aigc/")
@@ -328,6 +368,77 @@ mod tests {
     use super::*;
     use crate::detect::rules::{Category, RulePack};
 
+    #[test]
+    fn host_globs() {
+        assert!(host_matches("*.example.com", "a.b.example.com"));
+        assert!(!host_matches("*.example.com", "example.com"));
+        assert!(host_matches(
+            "sts.*.amazonaws.com",
+            "sts.eu-west-1.amazonaws.com"
+        ));
+        assert!(!host_matches("sts.*.amazonaws.com", "sts.amazonaws.com"));
+        assert!(!host_matches(
+            "sts.*.amazonaws.com",
+            "x.sts.eu-west-1.amazonaws.com"
+        ));
+        assert!(host_matches(
+            "oss-*.aliyuncs.com",
+            "oss-cn-hangzhou.aliyuncs.com"
+        ));
+        assert!(!host_matches(
+            "oss-*.aliyuncs.com",
+            "b.oss-cn-hangzhou.aliyuncs.com"
+        ));
+        assert!(host_matches(
+            "*.oss-*.aliyuncs.com",
+            "b.oss-cn-hangzhou.aliyuncs.com"
+        ));
+        assert!(host_matches("*.*.*.aliyuncs.com", "a.b.c.aliyuncs.com"));
+        assert!(!host_matches("*.*.*.aliyuncs.com", "b.c.aliyuncs.com"));
+    }
+
+    #[test]
+    fn builtin_home_hosts_exclude_strangers_namespaces() {
+        let pack = RulePack::builtin();
+        let home = |id: &str, host: &str| {
+            is_home_host(pack.rules.iter().find(|r| r.id == id).unwrap(), host)
+        };
+        assert!(home("aws-access-key-id", "sts.amazonaws.com"));
+        assert!(home("aws-access-key-id", "sts.eu-west-1.amazonaws.com"));
+        assert!(!home(
+            "aws-access-key-id",
+            "attacker-bucket.s3.amazonaws.com"
+        ));
+        assert!(!home(
+            "aws-access-key-id",
+            "abc.execute-api.us-east-1.amazonaws.com"
+        ));
+        assert!(home("google-api-key", "generativelanguage.googleapis.com"));
+        assert!(!home("google-api-key", "docs.google.com"));
+        assert!(!home("google-api-key", "bucket.storage.googleapis.com"));
+        assert!(!home(
+            "azure-storage-account-key",
+            "evilacct.blob.core.windows.net"
+        ));
+        assert!(home(
+            "alibaba-access-key-id",
+            "ecs.cn-hangzhou.aliyuncs.com"
+        ));
+        assert!(!home(
+            "alibaba-access-key-id",
+            "bucket.oss-cn-hangzhou.aliyuncs.com"
+        ));
+        // Every credential rule states its home hosts (possibly none), and no glob is a
+        // catch-all.
+        for r in pack
+            .rules
+            .iter()
+            .filter(|r| r.category == Category::Credential)
+        {
+            assert!(!r.home_hosts.iter().any(|g| g == "*"), "{}", r.id);
+        }
+    }
+
     fn rule(id: &str, category: &str, action: Option<&str>, home: &str) -> Rule {
         let mut text = format!(
             "[[rule]]\nid = \"{id}\"\ncategory = \"{category}\"\nkeywords = [\"zz\"]\nregex = 'zz'\nhome_hosts = [{home}]\n"
@@ -353,7 +464,9 @@ mod tests {
             "api.telegram.org",
             "api.telegram.org.evil.io"
         ));
-        assert!(!host_matches("api.*.org", "api.telegram.org"));
+        // A `*` that does not lead stays within one label.
+        assert!(host_matches("api.*.org", "api.telegram.org"));
+        assert!(!host_matches("api.*.org", "api.a.b.org"));
         assert!(host_matches("*", "anything"));
     }
 
@@ -458,6 +571,12 @@ mod tests {
             ("api.mistral.ai", "/v1/chat/completions"),
             ("gw.litellm.corp.example", "/v1/chat/completions"),
             ("10.0.0.5", "/v1/messages"),
+            (
+                "us-east5-aiplatform.googleapis.com",
+                "/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-sonnet-4:streamRawPredict",
+            ),
+            ("10.0.0.5", "/api/chat"),
+            ("10.0.0.5", "/api/generate"),
         ] {
             assert!(p.is_llm_api(host, path), "{host}{path}");
         }
@@ -468,6 +587,8 @@ mod tests {
             ("evil.example", "/v1/chat/completions"),
             ("api.openai.com.evil.example", "/v1/chat/completions"),
             ("litellm.corp.example", "/v1/chat/completions"),
+            ("10.0.0.5", "/api/tags"),
+            ("10.0.0.5", "/api/pull"),
         ] {
             assert!(!p.is_llm_api(host, path), "{host}{path}");
         }

@@ -4,6 +4,9 @@
 //! A rule never knows about HTTP; it only says what a sensitive item looks like,
 //! how to confirm it (validator, context words, entropy) and what to do with it.
 
+use crate::detect::validate::Validator;
+use regex_automata::meta::Regex;
+use regex_automata::util::syntax;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,6 +17,11 @@ pub const BUILTIN_PACKS: &[(&str, &str)] = &[
         "credentials.toml",
         include_str!("../../patterns/credentials.toml"),
     ),
+    (
+        "credentials-cn.toml",
+        include_str!("../../patterns/credentials-cn.toml"),
+    ),
+    ("generic.toml", include_str!("../../patterns/generic.toml")),
     ("pii-cn.toml", include_str!("../../patterns/pii-cn.toml")),
     (
         "pii-global.toml",
@@ -82,11 +90,21 @@ pub enum KeywordCase {
     Any,
 }
 
+/// When a rule's `context` words are required.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContextWhen {
+    #[default]
+    Always,
+    Weak,
+}
+
 /// Cheap candidate generators for rules that have no literal keyword.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
-    /// A run of at least six ASCII digits, optionally split by single spaces or dashes.
+    /// A run of at least six ASCII digits; spaces, dots and dashes between digit groups
+    /// (`4111.1111.1111.1111`, `138 1234 5678`) do not break the run.
     Digits,
     /// An `@` byte (e-mail addresses).
     At,
@@ -123,6 +141,11 @@ pub struct Rule {
     /// Words (ASCII case-insensitive) of which one must occur shortly before the item.
     #[serde(default)]
     pub context: Vec<String>,
+    /// `always` (default): the rule reports nothing without a context word. `weak`: a
+    /// context word is needed only when the validator calls the item weak (a bare
+    /// number that is as often something else, an item without a checksum).
+    #[serde(default)]
+    pub context_when: ContextWhen,
     /// How many bytes before the item the context words are looked for.
     #[serde(default = "default_context_window")]
     pub context_window: usize,
@@ -150,6 +173,39 @@ pub struct Rule {
     /// Set in a user pack to switch a built-in rule off.
     #[serde(default)]
     pub disabled: bool,
+    /// `regex` and `validator` as compiled/parsed once when the pack was loaded
+    /// ([`RulePack::merge_text`]); the scanner reuses them instead of compiling again.
+    #[serde(skip)]
+    pub(crate) compiled: Option<CompiledParts>,
+}
+
+/// The parts of a rule that are checked and built at load time.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledParts {
+    pub regex: Regex,
+    pub validator: Option<Validator>,
+}
+
+/// Compile a rule regex the way the scanner runs it: over bytes, ASCII classes
+/// (`\d`, `\w`, `\b` never match non-ASCII, so offsets stay byte-exact next to CJK text).
+pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
+    Regex::builder()
+        .syntax(
+            syntax::Config::new()
+                .unicode(false)
+                .utf8(false)
+                .multi_line(false),
+        )
+        .configure(Regex::config().utf8_empty(false))
+        .build(pattern)
+        .map_err(|e| {
+            // The build error's own message only names the pattern; the parser's reason
+            // is its source.
+            match std::error::Error::source(&e) {
+                Some(src) => format!("{e}: {src}"),
+                None => e.to_string(),
+            }
+        })
 }
 
 fn default_context_window() -> usize {
@@ -167,6 +223,25 @@ impl Rule {
         self.action
             .unwrap_or_else(|| Action::default_for(self.category))
     }
+
+    /// The compiled regex and parsed validator: from load time when the rule came through
+    /// a pack file, built here otherwise.
+    pub(crate) fn compiled(&self) -> Result<CompiledParts, String> {
+        if let Some(c) = &self.compiled {
+            return Ok(c.clone());
+        }
+        compile_parts(self)
+    }
+}
+
+fn compile_parts(rule: &Rule) -> Result<CompiledParts, String> {
+    let regex = compile_regex(&rule.regex).map_err(|e| format!("bad regex: {e}"))?;
+    let validator = rule
+        .validator
+        .as_deref()
+        .map(Validator::parse)
+        .transpose()?;
+    Ok(CompiledParts { regex, validator })
 }
 
 /// A partial rule in a user pack: `id` plus the fields to change.
@@ -285,8 +360,8 @@ impl RulePack {
                 message: e.message().to_string(),
             };
             if is_full {
-                let rule: Rule = value.try_into().map_err(invalid)?;
-                check_rule(path, &rule)?;
+                let mut rule: Rule = value.try_into().map_err(invalid)?;
+                check_rule(path, &mut rule)?;
                 match existing {
                     Some(i) => {
                         self.rules[i] = rule;
@@ -340,7 +415,7 @@ impl RulePack {
     }
 }
 
-fn check_rule(path: &str, rule: &Rule) -> Result<(), RuleError> {
+fn check_rule(path: &str, rule: &mut Rule) -> Result<(), RuleError> {
     let invalid = |message: String| RuleError::Invalid {
         path: path.to_string(),
         id: rule.id.clone(),
@@ -364,11 +439,7 @@ fn check_rule(path: &str, rule: &Rule) -> Result<(), RuleError> {
     if rule.keywords.iter().any(|k| k.len() < 2) {
         return Err(invalid("keywords must be at least 2 bytes long".into()));
     }
-    crate::detect::scan::compile_regex(&rule.regex)
-        .map_err(|e| invalid(format!("bad regex: {e}")))?;
-    if let Some(v) = &rule.validator {
-        crate::detect::scan::validate::Validator::parse(v).map_err(invalid)?;
-    }
+    rule.compiled = Some(compile_parts(rule).map_err(invalid)?);
     Ok(())
 }
 
@@ -382,49 +453,4 @@ fn toml_error(path: &str, text: &str, e: toml::de::Error) -> RuleError {
         line,
         message: e.message().to_string(),
     }
-}
-
-/// One failed example in a self-test.
-#[derive(Debug, Clone)]
-pub struct ExampleFailure {
-    pub rule: String,
-    pub example: String,
-    pub expected_match: bool,
-    pub found: Vec<String>,
-}
-
-/// Run every rule's `match` / `no_match` examples through a scanner built from the pack.
-/// A `match` example must yield a finding of that rule; a `no_match` example must not.
-pub fn self_test(
-    pack: &RulePack,
-) -> Result<(usize, Vec<ExampleFailure>), crate::detect::scan::ScanError> {
-    let scanner = crate::detect::scan::Scanner::new(pack)?;
-    let mut failures = Vec::new();
-    let mut count = 0;
-    for rule in pack.enabled() {
-        for (examples, expected) in [(&rule.matches, true), (&rule.no_match, false)] {
-            for ex in examples {
-                count += 1;
-                let findings = scanner.scan(ex.as_bytes());
-                let hit = findings.iter().any(|f| *f.rule == rule.id);
-                if hit != expected {
-                    failures.push(ExampleFailure {
-                        rule: rule.id.clone(),
-                        example: ex.clone(),
-                        expected_match: expected,
-                        found: findings.iter().map(|f| f.rule.to_string()).collect(),
-                    });
-                }
-            }
-        }
-        if rule.matches.is_empty() || rule.no_match.is_empty() {
-            failures.push(ExampleFailure {
-                rule: rule.id.clone(),
-                example: String::new(),
-                expected_match: rule.matches.is_empty(),
-                found: vec!["rule has no match/no_match examples".into()],
-            });
-        }
-    }
-    Ok((count, failures))
 }

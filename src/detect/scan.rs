@@ -5,23 +5,17 @@
 //! Benign text costs one DFA pass for keywords and one byte loop for digit runs;
 //! no rule's regex ever runs over the whole input.
 
-pub mod validate;
-
-use crate::detect::rules::{Category, Rule, RulePack, Trigger};
+use crate::detect::pseudonymize::placeholder::looks_like_placeholder;
+use crate::detect::rules::{Category, ContextWhen, Rule, RulePack, Trigger};
+use crate::detect::validate::{Validator, Verdict};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex_automata::meta::Regex;
-use regex_automata::util::syntax;
 use regex_automata::Input;
 use std::io::Read;
 use std::sync::Arc;
-use validate::Validator;
-
-/// aho-corasick's SIMD (Teddy) prefilter takes at most this many patterns; beyond it the
-/// keyword pass walks its DFA byte by byte, several times slower.
-const SIMD_PREFILTER_LIMIT: usize = 128;
 
 /// Digit runs shorter than this never start a candidate.
-const MIN_DIGIT_RUN: usize = 6;
+const MIN_DIGIT_RUN: usize = 5;
 
 /// One detected item: half-open byte offsets into the scanned input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,28 +36,18 @@ pub enum ScanError {
     Keywords(String),
 }
 
-/// Compile a rule regex the way the scanner runs it: over bytes, ASCII classes
-/// (`\d`, `\w`, `\b` never match non-ASCII, so offsets stay byte-exact next to CJK text).
-pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
-    Regex::builder()
-        .syntax(
-            syntax::Config::new()
-                .unicode(false)
-                .utf8(false)
-                .multi_line(false),
-        )
-        .configure(Regex::config().utf8_empty(false))
-        .build(pattern)
-        .map_err(|e| e.to_string())
-}
-
 struct CompiledRule {
     id: Arc<str>,
     category: Category,
     regex: Regex,
     secret_group: Option<usize>,
+    /// The `key` group of assignment rules, handed to the validator with the value.
+    key_group: Option<usize>,
     validator: Option<Validator>,
     context: Vec<Vec<u8>>,
+    context_when: ContextWhen,
+    /// Rides the digit-run trigger: its findings must not be a piece of a longer number.
+    digits: bool,
     context_window: usize,
     lookbehind: usize,
     lookahead: usize,
@@ -110,14 +94,14 @@ impl Scanner {
                 rule: rule.id.clone(),
                 message,
             };
-            let regex = compile_regex(&rule.regex).map_err(err)?;
-            let secret_group = regex
-                .group_info()
-                .to_index(regex_automata::util::primitives::PatternID::ZERO, "secret");
-            let validator = match &rule.validator {
-                Some(v) => Some(Validator::parse(v).map_err(err)?),
-                None => None,
+            let crate::detect::rules::CompiledParts { regex, validator } =
+                rule.compiled().map_err(err)?;
+            let group = |name: &str| {
+                regex
+                    .group_info()
+                    .to_index(regex_automata::util::primitives::PatternID::ZERO, name)
             };
+            let (secret_group, key_group) = (group("secret"), group("key"));
             for k in rule
                 .keywords
                 .iter()
@@ -142,13 +126,16 @@ impl Scanner {
                 Some(Trigger::At) => at_rules.push(idx),
                 None => {}
             }
-            max_span = max_span.max(rule.lookbehind + rule.lookahead + rule.context_window);
+            max_span = max_span.max(rule.lookbehind + rule.lookahead + 2 * rule.context_window);
             rules.push(CompiledRule {
                 id: Arc::from(rule.id.as_str()),
                 category: rule.category,
                 regex,
                 secret_group,
+                key_group,
                 validator,
+                context_when: rule.context_when,
+                digits: rule.trigger == Some(Trigger::Digits),
                 context: rule
                     .context
                     .iter()
@@ -164,12 +151,13 @@ impl Scanner {
         }
         digit_rules.sort_unstable();
         let max_keyword_len = patterns.iter().map(Vec::len).max().unwrap_or(0);
-        if patterns.len() > SIMD_PREFILTER_LIMIT {
-            tracing::warn!(
-                keywords = patterns.len(),
-                limit = SIMD_PREFILTER_LIMIT,
-                "more keyword forms than the SIMD prefilter takes: scanning will be slower"
-            );
+        // Validators that read libphonenumber's metadata: start loading it now (a few
+        // hundred milliseconds, once per process, on a thread of its own) rather than
+        // inside the first request's scan.
+        if rules.iter().any(|r: &CompiledRule| {
+            matches!(r.validator, Some(Validator::Phone | Validator::CnLandline))
+        }) {
+            crate::detect::validate::warm_up_phone_metadata();
         }
         let keywords = if patterns.is_empty() {
             None
@@ -304,24 +292,42 @@ impl Scanner {
     fn confirm(&self, hay: &[u8], c: Candidate, found: &mut Vec<Finding>) {
         let rule = &self.rules[c.rule as usize];
         let input = Input::new(hay).range(c.win_start..c.win_end);
-        let mut consider = |ms: usize, me: usize, s: usize, e: usize| {
-            // The match must touch the hit that brought us here.
-            if me <= c.hit_start || ms >= c.hit_end || s >= e {
+        // Any match in the window counts, touching the hit or not: for keyword-context
+        // rules (`zhipu … <id>.<secret>`) the keyword is not part of the item, and a match
+        // found from two nearby hits is one finding after overlap resolution.
+        let mut consider = |ms: usize, me: usize, s: usize, e: usize, key: Option<&[u8]>| {
+            if s >= e {
                 return;
             }
             let value = &hay[s..e];
             if rule.allow.iter().any(|a| value == a.as_slice()) {
                 return;
             }
-            if rule.category == Category::Credential && is_placeholder(value) {
+            if is_marker(value)
+                || (rule.category == Category::Credential && is_placeholder(value))
+                || inside_sentinel(hay, s, e)
+            {
                 return;
             }
-            if let Some(v) = &rule.validator {
-                if !v.check(value) {
-                    return;
-                }
+            if rule.digits && rule.category == Category::Pii && splits_a_number(hay, s, e) {
+                return;
             }
-            if !rule.context.is_empty() && !has_context(hay, ms, me, rule) {
+            // Where a context word is required anyway, look for it before running a
+            // validator (some read phone metadata): most candidates have none.
+            let always = !rule.context.is_empty() && rule.context_when == ContextWhen::Always;
+            if always && !has_context(hay, ms, me, rule) {
+                return;
+            }
+            let verdict = match &rule.validator {
+                Some(v) => v.check(value, key),
+                None => Verdict::Accept,
+            };
+            let needs_context = match verdict {
+                Verdict::Reject => return,
+                Verdict::NeedsContext => !always,
+                Verdict::Accept => false,
+            };
+            if needs_context && !has_context(hay, ms, me, rule) {
                 return;
             }
             found.push(Finding {
@@ -334,16 +340,36 @@ impl Scanner {
         };
         match rule.secret_group {
             Some(g) => {
-                for caps in rule.regex.captures_iter(input) {
-                    let (Some(m), Some(sec)) = (caps.get_match(), caps.get_group(g)) else {
-                        continue;
+                // The next search starts where the secret ended, not where the match did:
+                // a rule's regex may consume the boundary byte after its value (there is no
+                // look-around), and that byte is also the boundary before the next item
+                // (`a@a.bc b@b.cd`).
+                let mut caps = rule.regex.create_captures();
+                let mut input = input;
+                while input.start() < input.end() {
+                    rule.regex.search_captures(&input, &mut caps);
+                    let Some(m) = caps.get_match() else { break };
+                    let next = match caps.get_group(g) {
+                        Some(sec) => {
+                            let key = rule
+                                .key_group
+                                .and_then(|k| caps.get_group(k))
+                                .map(|k| &hay[k.start..k.end]);
+                            consider(m.start(), m.end(), sec.start, sec.end, key);
+                            sec.end
+                        }
+                        None => m.end(),
                     };
-                    consider(m.start(), m.end(), sec.start, sec.end);
+                    let next = next.max(m.start() + 1);
+                    if next >= input.end() {
+                        break;
+                    }
+                    input.set_start(next);
                 }
             }
             None => {
                 for m in rule.regex.find_iter(input) {
-                    consider(m.start(), m.end(), m.start(), m.end());
+                    consider(m.start(), m.end(), m.start(), m.end(), None);
                 }
             }
         }
@@ -425,6 +451,50 @@ impl Scanner {
     }
 }
 
+/// One failed example in a self-test.
+#[derive(Debug, Clone)]
+pub struct ExampleFailure {
+    pub rule: String,
+    pub example: String,
+    pub expected_match: bool,
+    pub found: Vec<String>,
+}
+
+/// Run every rule's `match` / `no_match` examples through a scanner built from the pack.
+/// A `match` example must yield a finding of that rule; a `no_match` example must not.
+/// (It lives here, not in `rules`, because it needs the compiled scanner.)
+pub fn self_test(pack: &RulePack) -> Result<(usize, Vec<ExampleFailure>), ScanError> {
+    let scanner = Scanner::new(pack)?;
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for rule in pack.enabled() {
+        for (examples, expected) in [(&rule.matches, true), (&rule.no_match, false)] {
+            for ex in examples {
+                count += 1;
+                let findings = scanner.scan(ex.as_bytes());
+                let hit = findings.iter().any(|f| *f.rule == rule.id);
+                if hit != expected {
+                    failures.push(ExampleFailure {
+                        rule: rule.id.clone(),
+                        example: ex.clone(),
+                        expected_match: expected,
+                        found: findings.iter().map(|f| f.rule.to_string()).collect(),
+                    });
+                }
+            }
+        }
+        if rule.matches.is_empty() || rule.no_match.is_empty() {
+            failures.push(ExampleFailure {
+                rule: rule.id.clone(),
+                example: String::new(),
+                expected_match: rule.matches.is_empty(),
+                found: vec!["rule has no match/no_match examples".into()],
+            });
+        }
+    }
+    Ok((count, failures))
+}
+
 /// The byte strings a keyword is searched as: as written, and for `KeywordCase::Any` also
 /// lower-case, UPPER-CASE and Capitalised (first ASCII letter upper, rest lower).
 fn keyword_forms(kw: &str, case: crate::detect::rules::KeywordCase) -> Vec<Vec<u8>> {
@@ -451,7 +521,8 @@ fn is_local_part_byte(b: u8) -> bool {
 }
 
 /// Call `f(start, end, digits)` for every run of at least [`MIN_DIGIT_RUN`] ASCII digits,
-/// where single spaces or dashes between digits do not break the run (`6222 0200 1234`).
+/// where up to three spaces, dots or dashes between digit groups do not break the run
+/// (`6222 0200 1234`, `4111.1111.1111.1111`, `138 - 1234 - 5678`).
 fn for_each_digit_run(hay: &[u8], mut f: impl FnMut(usize, usize, usize)) {
     let n = hay.len();
     let mut i = 0;
@@ -468,8 +539,13 @@ fn for_each_digit_run(hay: &[u8], mut f: impl FnMut(usize, usize, usize)) {
                 i += 1;
                 count += 1;
             }
-            if i + 1 < n && (hay[i] == b' ' || hay[i] == b'-') && hay[i + 1].is_ascii_digit() {
-                i += 1;
+            // Up to three separator bytes, any mix of space, dot and dash, between groups.
+            let sep = hay[i..n.min(i + 4)]
+                .iter()
+                .take_while(|&&b| matches!(b, b' ' | b'.' | b'-'))
+                .count();
+            if (1..=3).contains(&sep) && i + sep < n && hay[i + sep].is_ascii_digit() {
+                i += sep;
                 continue;
             }
             end = i;
@@ -523,14 +599,100 @@ fn is_placeholder(v: &[u8]) -> bool {
     MARKERS.iter().any(|m| memchr::memmem::find(v, m).is_some())
 }
 
-/// One of the rule's context words occurs shortly before (or right after) the match.
+/// What ClawGuard and OpenClaw put in place of a value they removed: our typed
+/// pseudonymization placeholders (`CG_PHONE_qvtxamkbkazep`, see
+/// [`crate::detect::pseudonymize::placeholder`]), our redaction markers
+/// (`[REDACTED:rule-id]`) and OpenClaw's `__OPENCLAW_REDACTED__`. Reporting them would
+/// block the very requests that redaction made safe.
+fn is_marker(v: &[u8]) -> bool {
+    looks_like_placeholder(v)
+        || memchr::memmem::find(v, b"[REDACTED:").is_some()
+        || memchr::memmem::find(v, b"__OPENCLAW_REDACTED__").is_some()
+}
+
+/// OpenClaw's secret sentinels (`oc-sent-v2.<base64url>.end`) carry an encrypted
+/// secret whose ciphertext can look like anything; nothing inside one is a finding.
+fn inside_sentinel(hay: &[u8], s: usize, e: usize) -> bool {
+    const PREFIX: &[u8] = b"oc-sent-v2.";
+    const SUFFIX: &[u8] = b".end";
+    const MAX_PAYLOAD: usize = 16 * 1024;
+    let is_payload = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-');
+    // Walk left over payload bytes to where a sentinel would begin.
+    let floor = s.saturating_sub(MAX_PAYLOAD + PREFIX.len());
+    let mut start = s;
+    while start > floor && is_payload(&hay[start - 1]) {
+        start -= 1;
+    }
+    if start < PREFIX.len() || &hay[start - PREFIX.len()..start] != PREFIX {
+        return false;
+    }
+    let mut end = start;
+    while end < hay.len() && end - start <= MAX_PAYLOAD && is_payload(&hay[end]) {
+        end += 1;
+    }
+    e <= end + SUFFIX.len() && hay[end..].starts_with(SUFFIX)
+}
+
+/// A digit-run finding that is only a piece of something longer: glued to more digits,
+/// after or before a decimal point (`3.16992500144` is a fraction, not a mobile number),
+/// glued to letters (`…93a3-0736-27259a33…` is a hex id, `T5:01:02.048176Z` a time), or
+/// one group of a byte dump (`hex!("0c 04 31 32 33 34")`). Spaces and dashes between
+/// digits are soft separators; a dot between digits joins one number.
+fn splits_a_number(hay: &[u8], s: usize, e: usize) -> bool {
+    let at = |i: usize| hay.get(i).copied();
+    let digit = |i: usize| at(i).is_some_and(|b| b.is_ascii_digit());
+    let alnum = |i: usize| at(i).is_some_and(|b| b.is_ascii_alphanumeric());
+    let letter = |i: usize| at(i).is_some_and(|b| b.is_ascii_alphabetic());
+    let left = s > 0 && {
+        let p = hay[s - 1];
+        digit(s - 1)
+            || (p == b'.' && s > 1 && digit(s - 2))
+            || (digit(s)
+                && (letter(s - 1) || (matches!(p, b'-' | b'_' | b'+') && s > 1 && alnum(s - 2))))
+    };
+    let right = e > 0 && {
+        digit(e)
+            || (at(e) == Some(b'.') && digit(e + 1))
+            || (digit(e - 1) && (letter(e) || (matches!(at(e), Some(b'-' | b'_')) && alnum(e + 1))))
+    };
+    left || right || in_byte_dump(hay, s, e)
+}
+
+/// Two-digit groups with a hex byte (`0c `, ` e0`) right next to them.
+fn in_byte_dump(hay: &[u8], s: usize, e: usize) -> bool {
+    let item = &hay[s..e];
+    let pairs = item.len() >= 5
+        && item
+            .split(|&b| b == b' ')
+            .all(|g| g.len() == 2 && g.iter().all(u8::is_ascii_digit));
+    let hex_byte = |w: &[u8]| w.len() == 2 && w.iter().all(u8::is_ascii_hexdigit);
+    pairs
+        && ((s >= 3 && hay[s - 1] == b' ' && hex_byte(&hay[s - 3..s - 1]))
+            || (e + 3 <= hay.len() && hay[e] == b' ' && hex_byte(&hay[e + 1..e + 3])))
+}
+
+/// One of the rule's context words occurs within `context_window` bytes before or
+/// after the match (`card 4111…`, `… (passport)`, `api_key="sk-…", base_url="…deepseek…"`).
+/// Whether `window[i]` continues an identifier into the byte after it: a letter, digit or
+/// `_`, except the letter of an escape (`\nSSN:` starts a word after the newline).
+fn glued(window: &[u8], i: usize) -> bool {
+    let b = window[i];
+    (b.is_ascii_alphanumeric() || b == b'_') && !(i > 0 && window[i - 1] == b'\\')
+}
+
+/// A word starting with an ASCII letter must start a word (`tel` is not in `hotel`, `mtp`
+/// not in `smtputf8`, `call` not in `VHOST_SET_VRING_CALL`); it may run on (`cards`,
+/// `dingxxxx` app keys, `telephone`).
 fn has_context(hay: &[u8], ms: usize, me: usize, rule: &CompiledRule) -> bool {
     let from = ms.saturating_sub(rule.context_window);
-    let to = (me + 16).min(hay.len());
+    let to = (me + rule.context_window).min(hay.len());
     let window = &hay[from..to];
-    rule.context
-        .iter()
-        .any(|w| window.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w)))
+    rule.context.iter().any(|w| {
+        let ascii_word = w.first().is_some_and(u8::is_ascii_alphabetic);
+        window.windows(w.len()).enumerate().any(|(i, x)| {
+            x.eq_ignore_ascii_case(w) && !(ascii_word && i > 0 && glued(window, i - 1))
+        })
+    })
 }
 
 /// Sort by start and drop findings that overlap a stronger one.
@@ -595,13 +757,6 @@ mod tests {
     }
 
     #[test]
-    fn builtin_keywords_fit_the_simd_prefilter() {
-        let s = Scanner::new(&RulePack::builtin()).unwrap();
-        let n = s.keywords.as_ref().unwrap().patterns_len();
-        assert!(n <= SIMD_PREFILTER_LIMIT, "{n} keyword forms");
-    }
-
-    #[test]
     fn keyword_case_forms() {
         use crate::detect::rules::KeywordCase::{Any, Exact};
         assert_eq!(keyword_forms("AKIA", Exact), vec![b"AKIA".to_vec()]);
@@ -613,12 +768,17 @@ mod tests {
     }
 
     #[test]
-    fn digit_runs_join_single_separators() {
+    fn digit_runs_join_separators() {
         let mut runs = Vec::new();
-        for_each_digit_run(b"tel 138 0013 8000, id 12345 x 1234567", |s, e, n| {
+        for_each_digit_run(b"tel 138 0013 8000, id 1234 x 1234567", |s, e, n| {
             runs.push((s, e, n))
         });
-        assert_eq!(runs, vec![(4, 17, 11), (30, 37, 7)]);
+        assert_eq!(runs, vec![(4, 17, 11), (29, 36, 7)]);
+        runs.clear();
+        for_each_digit_run(b"4111.1111.1111.1111 or 138 - 1234 - 5678", |s, e, n| {
+            runs.push((s, e, n))
+        });
+        assert_eq!(runs, vec![(0, 19, 16), (23, 40, 11)]);
     }
 
     /// A reader that hands out a few bytes at a time, like a slow socket.
@@ -711,7 +871,8 @@ mod tests {
 
     #[test]
     fn non_ascii_literals_compile() {
-        let re = compile_regex(r"(?:密码|口令)(?:：|:)\s*(?P<secret>\S+)").unwrap();
+        let re = crate::detect::rules::compile_regex(r"(?:密码|口令)(?:：|:)\s*(?P<secret>\S+)")
+            .unwrap();
         let hay = "数据库密码：abc123".as_bytes();
         assert!(re.find(hay).is_some());
     }

@@ -396,6 +396,42 @@ fn anthropic_text_and_input_json_split_everywhere() {
     }
 }
 
+/// Anthropic models on Vertex AI (`…:streamRawPredict`) answer in the Messages SSE shape
+/// under a path that names no API: the generic classification follows `delta`s too.
+#[test]
+fn anthropic_on_vertex_stream_raw_predict() {
+    let f = fixture();
+    let kind = ApiKind::from_path(
+        "/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude:streamRawPredict",
+    );
+    assert_eq!(kind, ApiKind::Generic);
+    let text = format!("I'll text {} now.", f.phone);
+    let input = json!({"command": format!("echo {}", f.pass)}).to_string();
+    for cut in 0..=text.len().max(input.len()) {
+        let body = anthropic_stream(&split_at(&text, &[cut]), &split_at(&input, &[cut]));
+        let out = run(
+            &f,
+            kind,
+            &headers("text/event-stream", None),
+            body.as_bytes(),
+            &[13],
+        );
+        let (mut t, mut a) = (String::new(), String::new());
+        for p in sse_payloads(&out) {
+            if p["type"] == "content_block_delta" {
+                t.push_str(p["delta"]["text"].as_str().unwrap_or(""));
+                a.push_str(p["delta"]["partial_json"].as_str().unwrap_or(""));
+            }
+        }
+        assert_eq!(t, format!("I'll text {PHONE} now."), "cut {cut}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&a).unwrap(),
+            json!({"command": format!("echo {PASS}")}),
+            "cut {cut}"
+        );
+    }
+}
+
 #[test]
 fn anthropic_non_streamed() {
     let f = fixture();
