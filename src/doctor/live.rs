@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A credential the built-in rules block (`github-token`, its checksum valid): the example
-/// from the rule's own `match` list, so nothing real is ever sent.
+/// A credential the built-in rules block (`github-token`: the right shape and a valid
+/// CRC32 check) made up for this check; no account is behind it, so nothing real is ever
+/// sent.
 const TEST_CREDENTIAL: &str = "ghu_qkw1aXHigWhaXoNt9Jzvk69Wtl7SBH3FFpA1";
 const TEST_RULE: &str = "github-token";
 
