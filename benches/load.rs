@@ -6,13 +6,17 @@
 //! cargo bench --bench load                      # 1000 clients, 60 s, intercepted HTTPS
 //! CLAWGUARD_LOAD_CLIENTS=2000 CLAWGUARD_LOAD_SECS=120 cargo bench --bench load
 //! CLAWGUARD_LOAD_PLAIN=1 cargo bench --bench load    # plain HTTP (absolute-form) instead
+//! CLAWGUARD_LOAD_CONFIG='max_buffered_bodies = 1024' cargo bench --bench load  # extra TOML
 //! CLAWGUARD_BENCH_BIN=/path/to/clawguard cargo bench --bench load
 //! ```
 //!
 //! Each client opens one connection (CONNECT + TLS to the proxy's leaf, or plain HTTP),
 //! then loops: a 1 KB JSON `POST`, read the answer, pause 0–200 ms (so all clients stay
 //! connected and active at once without saturating two cores), until the time is up.
-//! Any failure (connect, TLS, non-200, connection closed) is an error. RSS is the proxy's
+//! A `503` with `Retry-After` is the proxy shedding load by design (`max_buffered_bodies`,
+//! `body_budget_bytes`): the client waits as told and retries, and it is counted as
+//! "shed", not as an error. Any other failure (connect, TLS, another status, connection
+//! closed) is an error. RSS is the proxy's
 //! `VmRSS`, sampled every second once every client is connected: "flat" means the last
 //! samples are not above the first ones by more than noise.
 
@@ -112,7 +116,8 @@ struct Proxy {
 impl Proxy {
     fn start(dir: &Path, origin_ca: &Path) -> Proxy {
         let cfg = dir.join("proxy.toml");
-        std::fs::write(&cfg, "[egress]\nallow_private = true\n").unwrap();
+        let extra = std::env::var("CLAWGUARD_LOAD_CONFIG").unwrap_or_default();
+        std::fs::write(&cfg, format!("{extra}\n[egress]\nallow_private = true\n")).unwrap();
         let ca_dir = dir.join("proxy-ca");
         let bin = std::env::var_os("CLAWGUARD_BENCH_BIN")
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_clawguard").into());
@@ -190,6 +195,8 @@ enum Failure {
     Http(hyper::Error),
     #[error("status {0}")]
     Status(u16),
+    #[error("503 busy, retry after {0} s")]
+    Busy(u64),
 }
 
 struct Client {
@@ -249,7 +256,14 @@ async fn one(sender: &mut Sender, uri: &str, host: &str, body: &Bytes) -> Result
         .unwrap();
     let resp = sender.send_request(req).await.map_err(Failure::Http)?;
     let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
     resp.into_body().collect().await.map_err(Failure::Http)?;
+    if let (503, Some(secs)) = (status, retry_after) {
+        return Err(Failure::Busy(secs));
+    }
     if status != 200 {
         return Err(Failure::Status(status));
     }
@@ -260,6 +274,7 @@ async fn one(sender: &mut Sender, uri: &str, host: &str, body: &Bytes) -> Result
 struct Counters {
     connected: AtomicU64,
     requests: AtomicU64,
+    shed: AtomicU64,
     errors: AtomicU64,
 }
 
@@ -353,8 +368,14 @@ fn main() {
                 counters.connected.fetch_add(1, Ordering::Relaxed);
                 let mut pause = 17 * (i + 1); // cheap per-client pseudo-random pauses
                 while Instant::now() < stop {
-                    if let Err(f) = one(&mut sender, &uri, &host, &body).await {
-                        return fail(f);
+                    match one(&mut sender, &uri, &host, &body).await {
+                        Ok(()) => {}
+                        Err(Failure::Busy(secs)) => {
+                            counters.shed.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_secs(secs)).await;
+                            continue;
+                        }
+                        Err(f) => return fail(f),
                     }
                     counters.requests.fetch_add(1, Ordering::Relaxed);
                     pause = (pause * 1103515245 + 12345) % (1 << 31);
@@ -386,6 +407,7 @@ fn main() {
         let elapsed = started.elapsed().as_secs_f64();
         let requests = counters.requests.load(Ordering::Relaxed);
         let errors = counters.errors.load(Ordering::Relaxed);
+        let shed = counters.shed.load(Ordering::Relaxed);
         println!(
             "clients {clients} ({}), held {secs} s after a {} s ramp",
             if plain {
@@ -396,7 +418,7 @@ fn main() {
             ramp.as_secs()
         );
         println!(
-            "connected {} (all by {:?}), requests {requests} ({:.0}/s), errors {errors}",
+            "connected {} (all by {:?}), requests {requests} ({:.0}/s), shed (503 + Retry-After, retried) {shed}, errors {errors}",
             counters.connected.load(Ordering::Relaxed),
             all_connected_at.map(|d| d.as_secs()),
             requests as f64 / elapsed

@@ -165,8 +165,7 @@ async fn sigterm_is_passed_to_the_command() {
 
 #[tokio::test]
 async fn exec_refuses_root_without_allow_root() {
-    if !is_root() {
-        eprintln!("SKIP: not root");
+    if skip_if(!is_root(), "refusing root needs the test to run as root") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -177,9 +177,11 @@ async fn pathological_bodies_do_not_freeze_a_clean_request_and_sigterm_stops() {
 async fn stalled_bodies_time_out_and_the_budget_answers_503() {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
+    // The idle timeout is long enough that the stalled upload still holds the slot
+    // while the busy probes below run on a loaded machine (at 1 s it sometimes did not).
     let proxy = proxy(
         dir.path(),
-        "body_idle_timeout_secs = 1\nmax_inspect_bytes = 4096\nbody_budget_bytes = 6000\nmax_buffered_bodies = 1\n",
+        "body_idle_timeout_secs = 8\nmax_inspect_bytes = 4096\nbody_budget_bytes = 6000\nmax_buffered_bodies = 1\n",
         &origin.ca_pem,
     );
     let target = origin.http("/upload");

@@ -257,6 +257,40 @@ enum Extra {
     Descriptor(std::os::fd::RawFd),
     /// A terminal (run under `script`).
     Terminal,
+    /// A kernel without `calls`: each fails with its errno (a seccomp filter on
+    /// ClawGuard, as an older kernel or a sysctl would), and optionally `fd` as in
+    /// [`Extra::Descriptor`].
+    Without {
+        calls: &'static [(i64, i32)],
+        fd: Option<std::os::fd::RawFd>,
+    },
+}
+
+/// A seccomp filter that fails `nr` with `errno` and allows everything else.
+fn kernel_without(nr: i64, errno: i32) -> seccompiler::BpfProgram {
+    let arch: seccompiler::TargetArch = std::env::consts::ARCH.try_into().unwrap();
+    seccompiler::SeccompFilter::new(
+        [(nr, vec![])].into_iter().collect(),
+        seccompiler::SeccompAction::Allow,
+        seccompiler::SeccompAction::Errno(errno as u32),
+        arch,
+    )
+    .unwrap()
+    .try_into()
+    .unwrap()
+}
+
+/// Whether this kernel has Landlock (`landlock_create_ruleset`'s version query).
+fn have_landlock() -> bool {
+    // SAFETY: the documented version query: null attribute, size 0, flag VERSION.
+    unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32,
+        ) > 0
+    }
 }
 
 /// Where ClawGuard finds the descriptor of [`Extra::Descriptor`].
@@ -267,6 +301,7 @@ fn shell_quote(s: &str) -> String {
 }
 
 struct Out {
+    code: Option<i32>,
     stdout: String,
     stderr: String,
 }
@@ -412,13 +447,30 @@ impl Case {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if let Extra::Descriptor(fd) = extra {
-            // SAFETY: only dup2 between fork and exec; dup2 clears close-on-exec, so
-            // ClawGuard inherits the descriptor as a careless parent would leave it.
+        let (inherit, without) = match extra {
+            Extra::Descriptor(fd) => (Some(fd), &[][..]),
+            Extra::Without { calls, fd } => (fd, calls),
+            Extra::None | Extra::Terminal => (None, &[][..]),
+        };
+        let filters: Vec<seccompiler::BpfProgram> = without
+            .iter()
+            .map(|(nr, errno)| kernel_without(*nr, *errno))
+            .collect();
+        if inherit.is_some() || !filters.is_empty() {
+            // SAFETY: only dup2, prctl and seccomp between fork and exec (the filters
+            // were built before). dup2 clears close-on-exec, so ClawGuard inherits the
+            // descriptor as a careless parent would leave it.
             unsafe {
                 cmd.pre_exec(move || {
-                    if libc::dup2(fd, INHERITED_FD) < 0 {
-                        return Err(std::io::Error::last_os_error());
+                    if let Some(fd) = inherit {
+                        if libc::dup2(fd, INHERITED_FD) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    for f in &filters {
+                        if seccompiler::apply_filter(f).is_err() {
+                            return Err(std::io::Error::from_raw_os_error(libc::EPERM));
+                        }
                     }
                     Ok(())
                 });
@@ -450,6 +502,7 @@ impl Case {
             .expect("clawguard exec finished")
             .expect("clawguard exec runs");
         Out {
+            code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
@@ -542,6 +595,8 @@ in_both_modes!(
     inherited_descriptor,
     terminal_input_injection,
     clawguard_own_files,
+    host_fifo_and_device_node,
+    without_kernel_features,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -885,15 +940,22 @@ async fn setuid_helper(mode: Mode) {
     drop(handle);
 }
 
-/// Class: other processes (ptrace or /proc/PID/mem of ClawGuard, the test itself, a
-/// host process; the lockdown's own init).
+/// Class: other processes (ptrace or /proc/PID/mem of the test itself, a host process,
+/// the lockdown's own init; neither ClawGuard nor the host process is visible in the
+/// lockdown's /proc at all).
 async fn ptrace_a_host_process(mode: Mode) {
     let Some(c) = Case::new("ptrace", mode).await else {
         return;
     };
     let mut host = Command::new("sleep").arg("300").spawn().unwrap();
+    // ClawGuard (whose command line holds `exec --ca-dir`) and the host `sleep` must not
+    // be among the processes the command can see (the pattern says `-[-]` so that this
+    // script's own command line does not match it).
+    let visible = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done > procs.txt; \
+         grep -q -e ' exec -[-]ca-dir' -e '^sleep 300' procs.txt \
+           && echo 'reached a host process is visible' || echo 'blocked only lockdown processes visible'; ";
     let attempts = format!(
-        "{}{}{}",
+        "{}{}{}{visible}",
         c.probe(&format!("ptrace {}", std::process::id())),
         c.probe(&format!("ptrace {}", host.id())),
         c.probe("ptrace 1"),
@@ -1140,4 +1202,194 @@ async fn clawguard_own_files(mode: Mode) {
         ca.join("clawguard-ca.key").exists(),
         "the key is still there outside"
     );
+}
+
+/// Removes a directory tree when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Class: local IPC through a named pipe (FIFO) on the host, read by a process with
+/// network access; and device nodes outside `/dev`. A read-only mount stops neither
+/// from being opened for writing: the host view is `nodev`, and Landlock (Linux 5.13)
+/// lets the command write only beneath the view's writable mounts. Both sit in a host
+/// directory the command sees read-only. (A FIFO in the working directory or `$HOME`
+/// stays writable like any file there; the README says so.) Control: without
+/// `--lockdown` the FIFO carries the data.
+async fn host_fifo_and_device_node(mode: Mode) {
+    let Some(c) = Case::new("fifo", mode).await else {
+        return;
+    };
+    if skip_if(
+        !is_root(),
+        "a FIFO and a device node outside the lockdown's writable paths need root",
+    ) || skip_if(
+        !have_landlock(),
+        "the kernel has no Landlock: a host FIFO stays writable (see the README)",
+    ) {
+        return;
+    }
+    let dir = PathBuf::from(format!(
+        "/var/lib/cg-bypass-fifo-{}-{mode:?}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = RemoveOnDrop(dir.clone());
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fifo = dir.join("relay.fifo");
+    let device = dir.join("null-copy");
+    for (path, args) in [(&fifo, vec!["p"]), (&device, vec!["c", "1", "3"])] {
+        let st = Command::new("mknod").arg(path).args(args).status().unwrap();
+        assert!(st.success(), "mknod {}", path.display());
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    // The host side: a reader that never blocks and keeps the FIFO open.
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let mut drain = || {
+        let mut buf = [0u8; 4096];
+        match reader.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) => panic!("reading the FIFO: {e}"),
+        }
+    };
+    let attempts = format!(
+        "{}{}(echo leak > {fifo}) 2>/dev/null && echo 'reached sh > fifo' || echo 'blocked sh > fifo'; ",
+        c.probe(&format!("fifo {}", fifo.display())),
+        c.probe(&format!("write {}", device.display())),
+        fifo = fifo.display(),
+    );
+    c.lockdown(&[], &attempts).await;
+    assert_eq!(drain(), 0, "nothing reached the host's FIFO reader");
+
+    // Control: without the lockdown the FIFO is a way to the host process.
+    let out = c
+        .exec(&[], &c.probe(&format!("fifo {}", fifo.display())))
+        .await;
+    assert!(
+        out.stdout.starts_with("reached fifo"),
+        "control: the FIFO works without --lockdown: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(drain(), 5, "the control's write arrived");
+}
+
+/// Not a way out: what `--lockdown` does on a kernel without a feature it relies on.
+/// Each feature is taken away by a seccomp filter on ClawGuard (the call fails as it
+/// does on an older kernel, `ENOSYS`, or where a sysctl or security module refuses it,
+/// `EPERM`). Without a required one ClawGuard refuses to start the command and says
+/// which step failed and what it needs; without the optional ones (Landlock,
+/// `close_range`) the command runs with everything else in place, and the profile says
+/// Landlock was not enforced.
+async fn without_kernel_features(mode: Mode) {
+    let Some(c) = Case::new("nokernel", mode).await else {
+        return;
+    };
+    type Missing = (&'static [(i64, i32)], &'static [&'static str]);
+    let mut required: Vec<Missing> = vec![
+        (
+            &[(libc::SYS_mount_setattr, libc::ENOSYS)],
+            &[
+                "cannot make the host filesystem read-only",
+                "mount_setattr (Linux 5.12)",
+            ],
+        ),
+        (
+            &[(libc::SYS_seccomp, libc::ENOSYS)],
+            &[
+                "cannot install seccomp filters",
+                "seccomp filters with user notification (Linux 5.0)",
+            ],
+        ),
+        (
+            &[(libc::SYS_pidfd_getfd, libc::ENOSYS)],
+            &["this kernel lacks pidfd_getfd (Linux 5.6)"],
+        ),
+        (
+            &[(libc::SYS_openat2, libc::ENOSYS)],
+            &["this kernel lacks openat2 (Linux 5.6)"],
+        ),
+    ];
+    required.push(match mode {
+        Mode::Unprivileged => (
+            &[(libc::SYS_unshare, libc::EPERM)],
+            &[
+                "cannot create a user namespace",
+                "unprivileged user namespaces",
+                "--allow-root",
+            ],
+        ),
+        Mode::AllowRoot => (
+            &[(libc::SYS_unshare, libc::EPERM)],
+            &[
+                "cannot create namespaces",
+                "network, mount, PID, IPC, UTS and cgroup namespaces",
+            ],
+        ),
+    });
+    for (calls, says) in required {
+        let out = c
+            .exec_with(
+                &["--lockdown"],
+                "echo COMMAND-RAN",
+                Extra::Without { calls, fd: None },
+            )
+            .await;
+        let what = format!(
+            "{} without {calls:?}: code {:?}\n---stdout\n{}\n---stderr\n{}",
+            c.label(),
+            out.code,
+            out.stdout,
+            out.stderr
+        );
+        assert_ne!(out.code, Some(0), "{what}");
+        assert!(!out.stdout.contains("COMMAND-RAN"), "{what}");
+        assert!(out.stderr.contains("command was not started"), "{what}");
+        for s in says {
+            assert!(out.stderr.contains(s), "says {s:?}: {what}");
+        }
+    }
+
+    // Optional features: the command runs, everything else holds (an inherited
+    // descriptor is closed one by one without close_range), the profile tells.
+    let conn = std::net::TcpStream::connect(c.origin.plain_addr).unwrap();
+    use std::os::fd::AsRawFd;
+    let out = c
+        .lockdown_with(
+            &["--print-profile", "json"],
+            &c.probe(&format!("fd {INHERITED_FD}")),
+            Extra::Without {
+                calls: &[
+                    (libc::SYS_landlock_create_ruleset, libc::ENOSYS),
+                    (libc::SYS_close_range, libc::ENOSYS),
+                ],
+                fd: Some(conn.as_raw_fd()),
+            },
+        )
+        .await;
+    drop(conn);
+    let json_end = out.stdout.find("\n}\n").expect("the profile") + 2;
+    let profile: serde_json::Value = serde_json::from_str(&out.stdout[..json_end]).unwrap();
+    let landlock = &profile["landlock"];
+    assert!(
+        landlock["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("not enforced"),
+        "{landlock}"
+    );
+    assert_eq!(landlock["enforced"], serde_json::json!([]), "{landlock}");
+    assert_eq!(profile["no_new_privs"], true);
 }

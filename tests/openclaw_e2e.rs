@@ -712,12 +712,7 @@ fn lockdown_leaves_only_the_proxy_path_and_openclaw_still_works() {
         turn = quoted.join(" "),
     );
     let out = scene.exec(&["--lockdown"], &["bash", "-c", &script], "lockdown");
-    if out.stderr.contains("--lockdown: ") {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and the lockdown is unavailable"
-        );
-        eprintln!("SKIP: lockdown: unavailable here");
+    if lockdown_unavailable(&out) {
         return;
     }
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -816,6 +811,21 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// `true` (after printing SKIP) when `clawguard exec --lockdown` refused to start here;
+/// under `CI=true` that fails the test instead, with ClawGuard's reason.
+fn lockdown_unavailable(out: &Output) -> bool {
+    if !out.stderr.contains("--lockdown: ") {
+        return false;
+    }
+    assert!(
+        !matches!(std::env::var("CI").as_deref(), Ok("true" | "1")),
+        "CI=true and the lockdown is unavailable: {}",
+        out.stderr
+    );
+    eprintln!("SKIP: lockdown: unavailable here: {}", out.stderr);
+    true
+}
+
 /// OpenClaw's own check of its proxy set-up, `openclaw proxy validate`, run from inside
 /// the lockdown: the allowed destination (the fake model server on the host, reachable
 /// only through ClawGuard) answers through the proxy, and OpenClaw's loopback canary
@@ -842,12 +852,7 @@ fn openclaw_proxy_validate_passes_inside_the_lockdown() {
         ],
         "proxy-validate",
     );
-    if out.stderr.contains("--lockdown: ") {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and the lockdown is unavailable"
-        );
-        eprintln!("SKIP: lockdown: unavailable here");
+    if lockdown_unavailable(&out) {
         return;
     }
     let json = parse_envelope(&out.stdout);

@@ -14,11 +14,13 @@ use super::{guide, Check, Machine, Options, Status};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A credential the built-in rules block (`github-token`, its checksum valid): the example
-/// from the rule's own `match` list, so nothing real is ever sent.
+/// A credential the built-in rules block (`github-token`: the right shape and a valid
+/// CRC32 check) made up for this check; no account is behind it, so nothing real is ever
+/// sent.
 const TEST_CREDENTIAL: &str = "ghu_qkw1aXHigWhaXoNt9Jzvk69Wtl7SBH3FFpA1";
 const TEST_RULE: &str = "github-token";
 
@@ -98,23 +100,30 @@ impl ProxyAddr {
 }
 
 /// What the canary received: every request's bytes (bounded).
-#[derive(Default)]
 struct Canary {
     received: Mutex<Vec<Vec<u8>>>,
+    stop: AtomicBool,
+    port: u16,
 }
 
 const CANARY_MAX_REQUEST: usize = 64 * 1024;
 
 impl Canary {
-    /// Listen on 127.0.0.1:0 and answer every request with 200 and the request's token
-    /// until the process ends (the thread only ever serves loopback test requests).
-    fn start(timeout: Duration) -> std::io::Result<(Arc<Canary>, u16)> {
+    /// Listen on 127.0.0.1:0 and answer every request with 200 until dropped (the
+    /// thread only ever serves loopback test requests).
+    fn start(timeout: Duration) -> std::io::Result<Arc<Canary>> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
-        let canary = Arc::new(Canary::default());
-        let c = canary.clone();
+        let canary = Arc::new(Canary {
+            received: Mutex::default(),
+            stop: AtomicBool::new(false),
+            port: listener.local_addr()?.port(),
+        });
+        let c = Arc::downgrade(&canary);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
+                let Some(c) = c.upgrade().filter(|c| !c.stop.load(Ordering::Relaxed)) else {
+                    break;
+                };
                 let mut s = stream;
                 let _ = s.set_read_timeout(Some(timeout));
                 let mut buf = Vec::new();
@@ -129,15 +138,17 @@ impl Canary {
                         break;
                     }
                 }
-                let _ = s.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\nConnection: close\r\n\r\ncanary reached",
-                );
+                // Recorded before answering: once the proxy relays our answer, the doctor
+                // must find the request here.
                 if let Ok(mut r) = c.received.lock() {
                     r.push(buf);
                 }
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\nConnection: close\r\n\r\ncanary reached",
+                );
             }
         });
-        Ok((canary, port))
+        Ok(canary)
     }
 
     fn saw(&self, needle: &str) -> bool {
@@ -145,6 +156,14 @@ impl Canary {
             r.iter()
                 .any(|req| memchr::memmem::find(req, needle.as_bytes()).is_some())
         })
+    }
+}
+
+impl Drop for Canary {
+    /// Stop the listener thread: flag it, then wake its `accept` with one connection.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
 }
 
@@ -224,7 +243,7 @@ fn run(
     timeout: Duration,
     dry_run: Option<String>,
 ) -> Vec<Check> {
-    let (canary, port) = match Canary::start(timeout) {
+    let canary = match Canary::start(timeout) {
         Ok(c) => c,
         Err(e) => {
             return IDS
@@ -235,6 +254,7 @@ fn run(
                 .to_vec()
         }
     };
+    let port = canary.port;
     let auth = proxy
         .authorization
         .as_ref()

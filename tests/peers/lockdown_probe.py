@@ -282,7 +282,21 @@ def write_file(path):
         blocked(f"write {path} {oserror(e)}")
 
 
+def fifo(path):
+    """Write into a named pipe that a host process reads (a relay with network access)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            os.write(fd, b"leak\n")
+        finally:
+            os.close(fd)
+        reached(f"fifo {path}")
+    except OSError as e:
+        blocked(f"fifo {path} {oserror(e)}")
+
+
 KINDS = {
+    "fifo": fifo,
     "fd": fd,
     "tiocsti": tiocsti,
     "read": read_file,

@@ -134,7 +134,7 @@ pub fn phone(v: &[u8]) -> Verdict {
         .count();
     let trunk = (head.starts_with('0') || head.starts_with('(')) && first_group >= 2;
     if !(nanp || trunk) {
-        return Verdict::Reject;
+        return no_trunk_national(head, formatted);
     }
     // A North American layout is only tried as North American, a trunk-prefixed one
     // only in the other regions: many numbering plans accept almost any digits.
@@ -153,6 +153,49 @@ pub fn phone(v: &[u8]) -> Verdict {
         }
     }
     Verdict::Reject
+}
+
+/// Regions whose national numbers carry no trunk prefix (`912 345 678` in Spain,
+/// `22 123 45 67` in Poland, `06 1234 5678` in Italy, where the 0 is part of the
+/// number), so nothing in the digits says "phone": tried only for grouped numbers, and
+/// only next to a phone word.
+const NO_TRUNK_REGIONS: &[Id] = &[
+    Id::ES,
+    Id::PT,
+    Id::PL,
+    Id::IT,
+    Id::DK,
+    Id::NO,
+    Id::GR,
+    Id::CZ,
+    Id::SK,
+    Id::LU,
+    Id::SG,
+    Id::HK,
+];
+
+fn no_trunk_national(head: &str, formatted: bool) -> Verdict {
+    // Three or more groups of two or more digits, one separator throughout, a space or a
+    // dash: `0.9999999` is a decimal, `192.168.100.200` an address, `252.227-7013` a
+    // clause.
+    let groups = digit_group_lengths(head);
+    let mut seps = head.bytes().filter(|b| !b.is_ascii_digit());
+    let one_sep = match seps.next() {
+        Some(first @ (b' ' | b'-')) => seps.all(|b| b == first),
+        _ => false,
+    };
+    if !formatted || !one_sep || groups.len() < 3 || groups.iter().any(|&g| g < 2) {
+        return Verdict::Reject;
+    }
+    let valid = NO_TRUNK_REGIONS.iter().any(|&region| {
+        phonenumber::parse(Some(region), head)
+            .is_ok_and(|n| n.is_valid() && n.country().id() == Some(region))
+    });
+    if valid {
+        Verdict::NeedsContext
+    } else {
+        Verdict::Reject
+    }
 }
 
 fn region_code(id: Id) -> u16 {
@@ -316,6 +359,14 @@ mod tests {
             assert_eq!(phone(ok.as_bytes()), Verdict::Accept, "{ok}");
         }
         assert_eq!(phone(b"4155552671"), Verdict::NeedsContext);
+        // No trunk prefix: a phone word must be near.
+        for national in ["912 345 678", "22 123 45 67", "21 234 5678"] {
+            assert_eq!(
+                phone(national.as_bytes()),
+                Verdict::NeedsContext,
+                "{national}"
+            );
+        }
         for bad in [
             "+1 415 555 267",
             "+999 1234 5678",

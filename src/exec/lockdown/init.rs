@@ -13,8 +13,9 @@
 //!    reaps every process in the namespace and passes signals to (3). When the command
 //!    ends, init ends, and the kernel kills whatever the command left behind: a
 //!    double-forked daemon cannot outlive the lockdown.
-//! 3. **command**: drops every capability, sets `no_new_privs`, applies Landlock and the
-//!    seccomp filters, reports the measured profile and the notification descriptor,
+//! 3. **command**: drops every capability, sets `no_new_privs`, applies Landlock (writes
+//!    only beneath the view's writable mounts, where the kernel has it) and the seccomp
+//!    filters, reports the measured profile and the notification descriptor,
 //!    waits for ClawGuard's go, and `exec`s the command.
 //!
 //! Any failure before the command starts is reported to ClawGuard (`Failed`), which then
@@ -271,7 +272,8 @@ fn command_stage(
 ) -> Result<Never, Failure> {
     privileges::drop_all().stage("drop capabilities", NEEDS_CREDS)?;
     die_with_parent();
-    let landlock = landlock::restrict(&plan.allow_sockets);
+    let writable = mounts::writable_mounts().stage("read /proc/self/mountinfo", NEEDS_MOUNTS)?;
+    let landlock = landlock::restrict(&plan.allow_sockets, &writable);
     let notify = seccomp::install().stage("install seccomp filters", NEEDS_SECCOMP)?;
 
     let (identity, capabilities, no_new_privs, mode, filters) =

@@ -1,7 +1,8 @@
 //! The command's private mount view (a new mount namespace, built before the command
 //! starts):
 //!
-//! - the host filesystem read-only, except the working directory and `$HOME`;
+//! - the host filesystem read-only and `nodev`, except the working directory and `$HOME`
+//!   (writable, still `nodev`);
 //! - `/tmp`, `/var/tmp`, `/run` (so `/var/run`), `$XDG_RUNTIME_DIR` and `/dev/shm`: fresh,
 //!   empty tmpfs. These are where local services put their sockets (Docker, D-Bus,
 //!   systemd-resolved, nscd, SSH agents, X11, user relays); the command finds none;
@@ -108,6 +109,7 @@ fn set_tree_attr(path: &Path, set: u64, clear: u64) -> io::Result<()> {
 }
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
 
 fn read_only(path: &Path) -> io::Result<()> {
     set_tree_attr(path, MOUNT_ATTR_RDONLY, 0)
@@ -198,11 +200,14 @@ pub fn build(plan: &ViewPlan, cwd: &Path) -> Result<Built, (&'static str, io::Er
         .collect();
     let resolv_target = resolver_target();
 
-    // The host, read-only.
-    read_only(Path::new("/")).map_err(|e| ("make the host filesystem read-only", e))?;
+    // The host, read-only and without device nodes: a read-only mount still lets a
+    // device node (or FIFO) be opened for writing, and a root command owns the nodes
+    // root made outside /dev. The few devices the command keeps come back below.
+    set_tree_attr(Path::new("/"), MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV, 0)
+        .map_err(|e| ("make the host filesystem read-only", e))?;
     entries.push(MountEntry {
         path: "/".into(),
-        view: "host filesystem, read-only".into(),
+        view: "host filesystem, read-only, device nodes unusable".into(),
     });
 
     // The working directory and $HOME stay writable where they are not masked anyway.
@@ -261,7 +266,8 @@ pub fn build(plan: &ViewPlan, cwd: &Path) -> Result<Built, (&'static str, io::Er
         mount_point(&d.path, false).map_err(|e| ("create a device mount point", e))?;
         rustix::mount::mount_bind(proc_fd(&d.fd), &d.path)
             .map_err(|e| ("bind a device", e.into()))?;
-        let _ = writable(&d.path);
+        set_tree_attr(&d.path, 0, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV)
+            .map_err(|e| ("make a device usable", e))?;
     }
     let pts = dev.join("pts");
     fs::create_dir(&pts).map_err(|e| ("create /dev/pts", e))?;
@@ -471,6 +477,24 @@ pub fn mount_proc() -> Result<MountEntry, (&'static str, io::Error)> {
             }
         ),
     })
+}
+
+/// The writable mounts of the calling process's view (`rw` in `/proc/self/mountinfo`),
+/// for Landlock's write rule. Read after the view is complete, so it is exactly what
+/// [`build`] and [`mount_proc`] left writable.
+pub fn writable_mounts() -> io::Result<Vec<PathBuf>> {
+    Ok(fs::read_to_string("/proc/self/mountinfo")?
+        .lines()
+        .filter_map(|l| {
+            let mut fields = l.split_whitespace();
+            let mount_point = fields.nth(4)?;
+            let options = fields.next()?;
+            options
+                .split(',')
+                .any(|o| o == "rw")
+                .then(|| unescape(mount_point))
+        })
+        .collect())
 }
 
 /// Mount points in mountinfo escape space, tab, newline and backslash as `\ooo`.
