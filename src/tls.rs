@@ -25,6 +25,8 @@ use time::{Duration, OffsetDateTime};
 
 pub const CA_CERT_FILE: &str = "clawguard-ca.pem";
 pub const CA_KEY_FILE: &str = "clawguard-ca.key";
+/// Held while a first start creates the CA, so concurrent first starts create one.
+const CA_LOCK_FILE: &str = ".clawguard-ca.lock";
 pub const CA_COMMON_NAME: &str = "ClawGuard Local CA";
 
 /// CA lifetime: long enough that users do not have to re-trust it every year.
@@ -219,6 +221,28 @@ impl CertificateAuthority {
     /// Load the CA from `dir`, creating it on first use.
     pub fn load_or_create(dir: &Path) -> Result<CertificateAuthority, TlsError> {
         match CertificateAuthority::load(dir) {
+            Err(TlsError::Missing(_)) => {}
+            other => return other,
+        }
+        // Two instances started at once (a fleet sharing one CA directory, a service and
+        // `exec`) must not both create a CA: each would rename its files over the other's.
+        // An exclusive lock on a file beside them serialises creation; whoever comes
+        // second loads what the first wrote. Released when `lock` is dropped.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err(dir))?;
+        let lock_path = dir.join(CA_LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        lock.lock().map_err(io_err(&lock_path))?;
+        match CertificateAuthority::load(dir) {
             Err(TlsError::Missing(_)) => CertificateAuthority::init(dir, false),
             other => other,
         }
@@ -373,6 +397,25 @@ mod tests {
         CertificateAuthority::init(&d, true).unwrap();
         assert_ne!(std::fs::read(d.join(CA_CERT_FILE)).unwrap(), before);
         assert_eq!(mode(&d.join(CA_KEY_FILE)), 0o600);
+    }
+
+    #[test]
+    fn concurrent_first_starts_create_one_ca() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("ca");
+        let ders: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| CertificateAuthority::load_or_create(&dir).unwrap()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().ca_der().to_vec())
+                .collect()
+        });
+        assert!(
+            ders.windows(2).all(|w| w[0] == w[1]),
+            "more than one CA was created"
+        );
     }
 
     #[test]
