@@ -221,7 +221,9 @@ impl CertificateAuthority {
     /// Load the CA from `dir`, creating it on first use.
     pub fn load_or_create(dir: &Path) -> Result<CertificateAuthority, TlsError> {
         match CertificateAuthority::load(dir) {
-            Err(TlsError::Missing(_)) => {}
+            // Incomplete may be another start half-way through creating it: look again
+            // under the lock, where it is the truth.
+            Err(TlsError::Missing(_) | TlsError::Incomplete(_)) => {}
             other => return other,
         }
         // Two instances started at once (a fleet sharing one CA directory, a service and
