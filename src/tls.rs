@@ -243,7 +243,9 @@ impl CertificateAuthority {
             .mode(0o600)
             .open(&lock_path)
             .map_err(io_err(&lock_path))?;
-        lock.lock().map_err(io_err(&lock_path))?;
+        // rustix's flock: std's `File::lock` is newer than our MSRV.
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io_err(&lock_path)(e.into()))?;
         match CertificateAuthority::load(dir) {
             Err(TlsError::Missing(_)) => CertificateAuthority::init(dir, false),
             other => other,
