@@ -8,11 +8,13 @@
 use crate::detect::pseudonymize::placeholder::looks_like_placeholder;
 use crate::detect::rules::{Category, ContextWhen, Rule, RulePack, Trigger};
 use crate::detect::validate::{Validator, Verdict};
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex_automata::meta::Regex;
 use regex_automata::Input;
 use std::io::Read;
 use std::sync::Arc;
+
+mod keywords;
+use keywords::Keywords;
 
 /// Digit runs shorter than this never start a candidate.
 const MIN_DIGIT_RUN: usize = 5;
@@ -44,7 +46,8 @@ struct CompiledRule {
     /// The `key` group of assignment rules, handed to the validator with the value.
     key_group: Option<usize>,
     validator: Option<Validator>,
-    context: Vec<Vec<u8>>,
+    /// The rule's context words, ASCII case ignored; `None` when it has none.
+    context: Option<aho_corasick::AhoCorasick>,
     context_when: ContextWhen,
     /// Rides the digit-run trigger: its findings must not be a piece of a longer number.
     digits: bool,
@@ -59,14 +62,13 @@ struct CompiledRule {
 pub struct Scanner {
     rules: Vec<CompiledRule>,
     source: Vec<Rule>,
-    keywords: Option<AhoCorasick>,
+    keywords: Option<Keywords>,
     /// For each keyword pattern id, the rules that asked for it.
     keyword_rules: Vec<Vec<u32>>,
     /// Digit-triggered rules with the fewest digits each needs, fewest first.
     digit_rules: Vec<(usize, u32)>,
     at_rules: Vec<u32>,
     max_span: usize,
-    max_keyword_len: usize,
 }
 
 /// A place where one rule's regex should be tried.
@@ -136,11 +138,10 @@ impl Scanner {
                 validator,
                 context_when: rule.context_when,
                 digits: rule.trigger == Some(Trigger::Digits),
-                context: rule
-                    .context
-                    .iter()
-                    .map(|c| c.as_bytes().to_ascii_lowercase())
-                    .collect(),
+                context: context_words(&rule.context).map_err(|e| ScanError::Rule {
+                    rule: rule.id.clone(),
+                    message: format!("context words: {e}"),
+                })?,
                 context_window: rule.context_window,
                 lookbehind: rule.lookbehind,
                 lookahead: rule.lookahead,
@@ -150,7 +151,6 @@ impl Scanner {
             source.push(rule.clone());
         }
         digit_rules.sort_unstable();
-        let max_keyword_len = patterns.iter().map(Vec::len).max().unwrap_or(0);
         // Validators that read libphonenumber's metadata: start loading it now (a few
         // hundred milliseconds, once per process, on a thread of its own) rather than
         // inside the first request's scan.
@@ -159,22 +159,7 @@ impl Scanner {
         }) {
             crate::detect::validate::warm_up_phone_metadata();
         }
-        let keywords = if patterns.is_empty() {
-            None
-        } else {
-            // Case-sensitive on purpose (ASCII case folding makes the automaton larger and
-            // slower); words that need it are expanded in `keyword_forms`. A DFA: with
-            // ~100 keywords no SIMD prefilter helps (see `collect_candidates`), and a
-            // regex-automata dense DFA, ~35 % fewer instructions per byte, costs ~0.25 s
-            // to build at every start (measured with callgrind).
-            Some(
-                AhoCorasick::builder()
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .match_kind(MatchKind::Standard)
-                    .build(&patterns)
-                    .map_err(|e| ScanError::Keywords(e.to_string()))?,
-            )
-        };
+        let keywords = Keywords::new(&patterns).map_err(|e| ScanError::Keywords(e.to_string()))?;
         Ok(Scanner {
             rules,
             source,
@@ -183,7 +168,6 @@ impl Scanner {
             digit_rules,
             at_rules,
             max_span,
-            max_keyword_len,
         })
     }
 
@@ -241,28 +225,13 @@ impl Scanner {
                 hit_end: he,
             });
         };
-        if let Some(ac) = &self.keywords {
-            // Find hits with the plain (non-overlapping) DFA search, then list every keyword
-            // overlapping each hit in a small region around it: measured faster than one
-            // overlapping search over everything. (A leftmost-first automaton would get the
-            // Teddy prefilter, but with ~100 keywords its false candidates made it slower.)
+        if let Some(keywords) = &self.keywords {
             // Duplicate candidates merge later, with the windows.
-            let reach = self.max_keyword_len;
-            let mut done = 0;
-            for hit in ac.find_iter(hay) {
-                let from = hit.start().saturating_sub(reach).max(done);
-                let to = (hit.end() + reach).min(len);
-                if from >= to {
-                    continue;
+            keywords.for_each(hay, |pattern, s, e| {
+                for &rule in &self.keyword_rules[pattern] {
+                    push(rule, s, e);
                 }
-                let region = aho_corasick::Input::new(hay).range(from..to);
-                for m in ac.find_overlapping_iter(region) {
-                    for &rule in &self.keyword_rules[m.pattern().as_usize()] {
-                        push(rule, m.start(), m.end());
-                    }
-                }
-                done = to.saturating_sub(reach);
-            }
+            });
         }
         if !self.at_rules.is_empty() {
             for pos in memchr::memchr_iter(b'@', hay) {
@@ -314,8 +283,20 @@ impl Scanner {
             }
             // Where a context word is required anyway, look for it before running a
             // validator (some read phone metadata): most candidates have none.
-            let always = !rule.context.is_empty() && rule.context_when == ContextWhen::Always;
+            let always = rule.context.is_some() && rule.context_when == ContextWhen::Always;
             if always && !has_context(hay, ms, me, rule) {
+                return;
+            }
+            // Where context only rescues weak matches, a value that cannot be strong
+            // needs it too: look before paying for the validator.
+            let weak = rule.context.is_some() && rule.context_when == ContextWhen::Weak;
+            if weak
+                && rule
+                    .validator
+                    .as_ref()
+                    .is_some_and(|v| !v.may_accept_without_context(value))
+                && !has_context(hay, ms, me, rule)
+            {
                 return;
             }
             let verdict = match &rule.validator {
@@ -677,8 +658,6 @@ fn in_byte_dump(hay: &[u8], s: usize, e: usize) -> bool {
             || (e + 3 <= hay.len() && hay[e] == b' ' && hex_byte(&hay[e + 1..e + 3])))
 }
 
-/// One of the rule's context words occurs within `context_window` bytes before or
-/// after the match (`card 4111…`, `… (passport)`, `api_key="sk-…", base_url="…deepseek…"`).
 /// Whether `window[i]` continues an identifier into the byte after it: a letter, digit or
 /// `_`, except the letter of an escape (`\nSSN:` starts a word after the newline).
 fn glued(window: &[u8], i: usize) -> bool {
@@ -686,19 +665,38 @@ fn glued(window: &[u8], i: usize) -> bool {
     (b.is_ascii_alphanumeric() || b == b'_') && !(i > 0 && window[i - 1] == b'\\')
 }
 
+/// One of the rule's context words occurs within `context_window` bytes before or
+/// after the match (`card 4111…`, `… (passport)`, `api_key="sk-…", base_url="…deepseek…"`).
 /// A word starting with an ASCII letter must start a word (`tel` is not in `hotel`, `mtp`
 /// not in `smtputf8`, `call` not in `VHOST_SET_VRING_CALL`); it may run on (`cards`,
 /// `dingxxxx` app keys, `telephone`).
 fn has_context(hay: &[u8], ms: usize, me: usize, rule: &CompiledRule) -> bool {
+    let Some(words) = &rule.context else {
+        return false;
+    };
     let from = ms.saturating_sub(rule.context_window);
     let to = (me + rule.context_window).min(hay.len());
     let window = &hay[from..to];
-    rule.context.iter().any(|w| {
-        let ascii_word = w.first().is_some_and(u8::is_ascii_alphabetic);
-        window.windows(w.len()).enumerate().any(|(i, x)| {
-            x.eq_ignore_ascii_case(w) && !(ascii_word && i > 0 && glued(window, i - 1))
-        })
+    words.find_overlapping_iter(window).any(|m| {
+        let i = m.start();
+        let ascii_word = window[i].is_ascii_alphabetic();
+        !(ascii_word && i > 0 && glued(window, i - 1))
     })
+}
+
+/// One automaton for a rule's context words (a few dozen words looked for around every
+/// candidate: one pass over the window instead of one per word).
+fn context_words(
+    words: &[String],
+) -> Result<Option<aho_corasick::AhoCorasick>, aho_corasick::BuildError> {
+    if words.is_empty() {
+        return Ok(None);
+    }
+    aho_corasick::AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .match_kind(aho_corasick::MatchKind::Standard)
+        .build(words)
+        .map(Some)
 }
 
 /// Sort by start and drop findings that overlap a stronger one.

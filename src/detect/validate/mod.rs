@@ -21,7 +21,9 @@ pub use iban::iban;
 pub use ids::{
     cn_plate, cn_resident_id, cn_resident_id_15, cn_uscc, hkid, is_real_date, mo_id, twid,
 };
-pub use phone::{cn_landline, cn_mobile, phone, us_ssn, warm_up_phone_metadata};
+pub use phone::{
+    cn_landline, cn_mobile, phone, phone_may_stand_alone, us_ssn, warm_up_phone_metadata,
+};
 pub use secrets::{
     assignment, base64_userpass, entropy, github_crc32, is_filler, jwt, key_kind, secret_value,
     token_value, KeyKind,
@@ -129,6 +131,17 @@ impl Validator {
     }
 
     /// Judge `value`; `key` is the rule's `key` group where it has one.
+    /// Whether [`Validator::check`] could say [`Verdict::Accept`] for `value`, decided
+    /// cheaply and conservatively (`true` when unsure). A rule whose context words are
+    /// only needed for weak matches skips the full check where this is `false` and no
+    /// context word is near: the check could at best ask for that context.
+    pub fn may_accept_without_context(&self, value: &[u8]) -> bool {
+        match *self {
+            Validator::Phone => phone_may_stand_alone(value),
+            _ => true,
+        }
+    }
+
     pub fn check(&self, value: &[u8], key: Option<&[u8]>) -> Verdict {
         match *self {
             Validator::Luhn => luhn(&digit_groups(value).0).into(),

@@ -91,21 +91,11 @@ const NATIONAL_REGIONS: &[Id] = &[
 /// valid for their country; national ones valid in one of [`NATIONAL_REGIONS`]. A bare
 /// run of digits (no `+`, no grouping) could be anything, so it needs a phone word.
 pub fn phone(v: &[u8]) -> Verdict {
-    let Ok(s) = std::str::from_utf8(v) else {
+    let Some(shape) = PhoneShape::read(v) else {
         return Verdict::Reject;
     };
-    let head = strip_extension(s).trim();
-    let digits: Vec<u8> = head.bytes().filter(u8::is_ascii_digit).collect();
-    if !(7..=15).contains(&digits.len()) || digits.iter().all(|&x| x == digits[0]) {
-        return Verdict::Reject;
-    }
-    if looks_like_date(head) {
-        return Verdict::Reject;
-    }
-    let international = head.starts_with('+')
-        || (head.starts_with("00") && !head.starts_with("000"))
-        || head.starts_with("011");
-    if international {
+    let head = shape.head;
+    if shape.international {
         let rest = head.trim_start_matches('+');
         let rest = rest
             .strip_prefix("011")
@@ -119,32 +109,18 @@ pub fn phone(v: &[u8]) -> Verdict {
             _ => Verdict::Reject,
         };
     }
-    let formatted = head.bytes().any(|b| !b.is_ascii_digit());
-    // Written nationally, a number opens with its trunk prefix `0` or an area code in
-    // parentheses, or has the North American 3-3-4 layout: digit groups of any other
-    // layout (addresses, versions, byte dumps) are not read as phone numbers.
-    if !plausible_grouping(head) {
-        return Verdict::Reject;
-    }
-    let nanp = nanp_layout(head);
-    let first_group = head
-        .trim_start_matches('(')
-        .bytes()
-        .take_while(u8::is_ascii_digit)
-        .count();
-    let trunk = (head.starts_with('0') || head.starts_with('(')) && first_group >= 2;
-    if !(nanp || trunk) {
-        return no_trunk_national(head, formatted);
+    if !(shape.nanp || shape.trunk) {
+        return no_trunk_national(head, shape.formatted);
     }
     // A North American layout is only tried as North American, a trunk-prefixed one
     // only in the other regions: many numbering plans accept almost any digits.
     let regions = NATIONAL_REGIONS
         .iter()
-        .filter(|&&r| matches!(r, Id::US | Id::CA) == nanp);
+        .filter(|&&r| matches!(r, Id::US | Id::CA) == shape.nanp);
     for &region in regions {
         if let Ok(n) = phonenumber::parse(Some(region), head) {
             if n.is_valid() && n.code().value() == region_code(region) {
-                return if formatted {
+                return if shape.formatted {
                     Verdict::Accept
                 } else {
                     Verdict::NeedsContext
@@ -153,6 +129,67 @@ pub fn phone(v: &[u8]) -> Verdict {
         }
     }
     Verdict::Reject
+}
+
+/// Whether [`phone`] could accept `v` without a phone word nearby: only an international
+/// number or a formatted national one with a trunk prefix or the North American layout.
+/// Read from the layout alone, without the metadata: a scanner that finds no phone word
+/// near a bare run of digits skips the (costly) metadata lookup that could at best say
+/// "needs context".
+pub fn phone_may_stand_alone(v: &[u8]) -> bool {
+    PhoneShape::read(v).is_some_and(|s| s.international || (s.formatted && (s.nanp || s.trunk)))
+}
+
+/// What the layout of a candidate says before any metadata is read.
+struct PhoneShape<'a> {
+    /// The number without an extension, trimmed.
+    head: &'a str,
+    /// Opens with `+`, `00` or `011`.
+    international: bool,
+    /// Written with separators or parentheses, not as a bare run of digits.
+    formatted: bool,
+    /// The North American 3-3-4 layout.
+    nanp: bool,
+    /// Opens with a trunk prefix `0` or an area code in parentheses.
+    trunk: bool,
+}
+
+impl<'a> PhoneShape<'a> {
+    /// `None` where the layout alone rules a phone number out (digit count, one repeated
+    /// digit, a date, groups no one writes a phone number in).
+    fn read(v: &'a [u8]) -> Option<PhoneShape<'a>> {
+        let s = std::str::from_utf8(v).ok()?;
+        let head = strip_extension(s).trim();
+        let digits: Vec<u8> = head.bytes().filter(u8::is_ascii_digit).collect();
+        if !(7..=15).contains(&digits.len())
+            || digits.iter().all(|&x| x == digits[0])
+            || looks_like_date(head)
+        {
+            return None;
+        }
+        let international = head.starts_with('+')
+            || (head.starts_with("00") && !head.starts_with("000"))
+            || head.starts_with("011");
+        let formatted = head.bytes().any(|b| !b.is_ascii_digit());
+        // Written nationally, a number opens with its trunk prefix `0` or an area code in
+        // parentheses, or has the North American 3-3-4 layout: digit groups of any other
+        // layout (addresses, versions, byte dumps) are not read as phone numbers.
+        if !international && !plausible_grouping(head) {
+            return None;
+        }
+        let first_group = head
+            .trim_start_matches('(')
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        Some(PhoneShape {
+            head,
+            international,
+            formatted,
+            nanp: !international && nanp_layout(head),
+            trunk: (head.starts_with('0') || head.starts_with('(')) && first_group >= 2,
+        })
+    }
 }
 
 /// Regions whose national numbers carry no trunk prefix (`912 345 678` in Spain,
