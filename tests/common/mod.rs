@@ -613,3 +613,53 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// What a bounded child left behind (see [`run_bounded`]).
+pub struct Output {
+    /// `None` when it was killed at the limit (or died by a signal).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run `cmd` in its own process group with stdout/stderr in files beside `log_base`;
+/// kill the whole group when `limit` passes (then `code` is `None`). The limit only keeps
+/// a broken run from hanging the test; nothing asserts on durations.
+pub fn run_bounded(mut cmd: std::process::Command, limit: Duration, log_base: &Path) -> Output {
+    use std::os::unix::process::CommandExt;
+    let out_p = log_base.with_extension("stdout");
+    let err_p = log_base.with_extension("stderr");
+    cmd.stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_p).unwrap())
+        .stderr(std::fs::File::create(&err_p).unwrap())
+        .process_group(0);
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let deadline = std::time::Instant::now() + limit;
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if std::time::Instant::now() > deadline {
+            kill_group(&mut child);
+            eprintln!("{cmd:?} ran past {limit:?}; killed");
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    Output {
+        code,
+        stdout: std::fs::read_to_string(&out_p).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err_p).unwrap_or_default(),
+    }
+}
+
+/// SIGKILL the process group `child` leads (spawned with `process_group(0)`), then reap it.
+pub fn kill_group(child: &mut std::process::Child) {
+    // SAFETY: plain kill(2) on the process group we created for this child.
+    unsafe {
+        libc::kill(-(child.id() as i32), libc::SIGKILL);
+    }
+    let _ = child.wait();
+}
