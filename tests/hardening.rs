@@ -58,6 +58,14 @@ fn proxy(dir: &Path, config: &str, origin_ca: &Path) -> Proxy {
     )
 }
 
+/// An origin and a [`proxy`] in a fresh directory (kept as long as the returned `TempDir`).
+async fn origin_and_proxy(config: &str) -> (Origin, tempfile::TempDir, Proxy) {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy(dir.path(), config, &origin.ca_pem);
+    (origin, dir, proxy)
+}
+
 async fn metrics(proxy: &Proxy) -> String {
     let admin = proxy.admin.expect("started with --admin");
     let out = curl(&[&format!("http://{admin}/metrics")]).await;
@@ -175,15 +183,9 @@ async fn pathological_bodies_do_not_freeze_a_clean_request_and_sigterm_stops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_bodies_time_out_and_the_budget_answers_503() {
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
     // The idle timeout is long enough that the stalled upload still holds the slot
     // while the busy probes below run on a loaded machine (at 1 s it sometimes did not).
-    let proxy = proxy(
-        dir.path(),
-        "body_idle_timeout_secs = 8\nmax_inspect_bytes = 4096\nbody_budget_bytes = 6000\nmax_buffered_bodies = 1\n",
-        &origin.ca_pem,
-    );
+    let (origin, _dir, proxy) = origin_and_proxy("body_idle_timeout_secs = 8\nmax_inspect_bytes = 4096\nbody_budget_bytes = 6000\nmax_buffered_bodies = 1\n").await;
     let target = origin.http("/upload");
     // A stalled upload holds the only buffered-body slot until its idle timeout.
     let req = format!(
@@ -227,11 +229,82 @@ async fn stalled_bodies_time_out_and_the_budget_answers_503() {
     assert_eq!(origin.requests().len(), 1);
 }
 
+/// A body that keeps trickling (never idle long enough for the idle timeout) but stays
+/// below `body_min_rate` is cut off with `408` once the grace is over, freeing its share
+/// of the budget; a normal request on another connection meanwhile is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_below_the_minimum_rate_is_cut_off_and_others_are_served() {
+    // One byte every 200 ms never reaches the 4 s idle timeout, and stays far below
+    // 1000 bytes/s: only the minimum rate can end it (the deadline is 10 minutes away).
+    let (origin, _dir, proxy) = origin_and_proxy(
+        "body_idle_timeout_secs = 4\nbody_min_rate = 1000\nbody_deadline_secs = 600\n",
+    )
+    .await;
+    let target = origin.http("/trickle");
+    let (mut from_proxy, mut to_proxy) = TcpStream::connect(proxy.addr).await.unwrap().into_split();
+    to_proxy
+        .write_all(
+            format!(
+                "POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 4000\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // Stops by itself when the proxy closes the connection.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..4000 {
+            if to_proxy.write_all(b"x").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    // The trickling upload holds no one else up: a normal request while it runs.
+    let ok = curl(&["-x", &proxy.url(), "--data-binary", "hello", &target]).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+
+    let head = read_head(&mut from_proxy).await;
+    assert_eq!(status(&head), 408, "{head}");
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .expect("a Content-Length");
+    let mut body = vec![0; len];
+    tokio::time::timeout(PATIENCE, from_proxy.read_exact(&mut body))
+        .await
+        .expect("the answer's body")
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    // Said why, so the client knows it is the rate and not an idle connection.
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("minimum rate")),
+        "{answer}"
+    );
+    trickle.abort();
+
+    let m = metrics(&proxy).await;
+    assert_eq!(
+        metric(&m, "clawguard_refusals_total{class=\"body-timeout\"}"),
+        1,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "clawguard_buffered_body_bytes"), 0, "{m}");
+    // Only the normal request reached the origin.
+    let seen = origin.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body.as_ref(), b"hello");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_limit_are_refused_clearly() {
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy(dir.path(), "max_connections = 2\n", &origin.ca_pem);
+    let (origin, _dir, proxy) = origin_and_proxy("max_connections = 2\n").await;
     let _a = TcpStream::connect(proxy.addr).await.unwrap();
     let _b = TcpStream::connect(proxy.addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -267,9 +340,7 @@ async fn accept_errors_back_off_and_recover() {
     if skip_if(!have("prlimit"), "prlimit (util-linux) is missing") {
         return;
     }
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    let (origin, _dir, proxy) = origin_and_proxy("").await;
     // Leave the running proxy a handful of descriptors beyond those it holds.
     let open = std::fs::read_dir(format!("/proc/{}/fd", proxy.pid()))
         .unwrap()
@@ -414,9 +485,8 @@ async fn idle_upstream_connections_are_closed() {
             });
         }
     });
-    let origin = Origin::start().await; // only for its CA file
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy(dir.path(), "upstream_idle_secs = 1\n", &origin.ca_pem);
+    // The recording origin only lends the proxy its CA file here.
+    let (_origin, _dir, proxy) = origin_and_proxy("upstream_idle_secs = 1\n").await;
     let out = curl(&["-x", &proxy.url(), &format!("http://127.0.0.1:{port}/")]).await;
     assert_eq!((out.status, out.body.as_str()), (200, "ok"));
     tokio::time::timeout(PATIENCE, closed_rx.recv())
@@ -449,9 +519,7 @@ async fn connect_tls(proxy: &Proxy, port: u16) -> tokio_rustls::client::TlsStrea
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn domain_fronting_inside_a_tunnel_is_refused() {
     install_provider();
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    let (origin, _dir, proxy) = origin_and_proxy("").await;
     let port = origin.tls_addr.port();
     let mut tls = connect_tls(&proxy, port).await;
     tls.write_all(
@@ -644,9 +712,7 @@ async fn ws_open(proxy: &Proxy, port: u16, deflate: bool) -> (TcpStream, String)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unrequested_101_is_refused_and_websocket_messages_are_inspected() {
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    let (_origin, _dir, proxy) = origin_and_proxy("").await;
     let (port, seen) = ws_origin().await;
 
     // A plain GET answered by 101: no raw pipe, a 502.
@@ -759,9 +825,7 @@ async fn close_of(s: &mut TcpStream) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bypass_tunnel_carrying_plain_http_is_inspected() {
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy(dir.path(), "bypass = [\"127.0.0.1\"]\n", &origin.ca_pem);
+    let (origin, _dir, proxy) = origin_and_proxy("bypass = [\"127.0.0.1\"]\n").await;
     // What undici does for http:// URLs: CONNECT, then plain HTTP inside.
     let out = curl(&[
         "-p",
@@ -784,9 +848,7 @@ async fn a_bypass_tunnel_carrying_plain_http_is_inspected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_listeners_are_never_a_destination() {
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    let (_origin, _dir, proxy) = origin_and_proxy("").await;
     let admin = proxy.admin.unwrap();
     for url in [
         format!("http://{admin}/metrics"),
@@ -929,9 +991,7 @@ async fn an_sni_with_a_port_falls_back_to_the_connect_authority() {
     if skip_if(!have_openssl(), "the openssl command is missing") {
         return;
     }
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    let (origin, _dir, proxy) = origin_and_proxy("").await;
     let port = origin.tls_addr.port();
     // What the `hey` load generator does: SNI `host:port`.
     let mut child = command("openssl")
