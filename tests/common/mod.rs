@@ -3,8 +3,12 @@
 //! Everything stays on loopback.
 #![allow(dead_code)]
 
+pub mod launch;
 pub mod openclaw;
+pub mod origin_cert;
 pub mod squid;
+
+use origin_cert::{origin_cert, OriginCert};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Version};
@@ -13,10 +17,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 use std::convert::Infallible;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -73,28 +77,11 @@ impl Origin {
     pub async fn start() -> Origin {
         install_provider();
         let dir = tempfile::tempdir().unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::default();
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, ORIGIN_CA_CN);
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let ca_pem = dir.path().join("origin-ca.pem");
-        std::fs::write(&ca_pem, ca_cert.pem()).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-            .unwrap()
-            .signed_by(&leaf_key, &issuer)
-            .unwrap();
-        let mut tls = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-            )
-            .unwrap();
+        let OriginCert {
+            ca_pem,
+            server: mut tls,
+            ..
+        } = origin_cert(dir.path(), ORIGIN_CA_CN, &["localhost", "127.0.0.1"]);
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
 
@@ -344,21 +331,11 @@ impl Proxy {
         let cfg = dir.path().join("config.toml");
         std::fs::write(&cfg, config).unwrap();
         let ca_dir = ca_dir.map_or_else(|| dir.path().join("ca"), Path::to_path_buf);
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clawguard"));
-        cmd.args([subcommand, "--listen", "127.0.0.1:0", "--config"])
-            .arg(&cfg)
-            .arg("--ca-dir")
-            .arg(&ca_dir);
-        if !upstream_ca.as_os_str().is_empty() {
-            cmd.arg("--upstream-ca").arg(upstream_ca);
-        }
-        let mut child = cmd
-            .arg("--allow-root")
+        let upstream_ca = (!upstream_ca.as_os_str().is_empty()).then_some(upstream_ca);
+        let bin = OsStr::new(env!("CARGO_BIN_EXE_clawguard"));
+        let mut child = launch::clawguard(bin, subcommand, &cfg, &ca_dir, upstream_ca)
             .args(extra)
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
             .spawn()
             .expect("start clawguard");
         let stderr = child.stderr.take().unwrap();
