@@ -153,12 +153,7 @@ fn main() {
     let secs = env_or("CLAWGUARD_LOAD_SECS", if bench { 60 } else { 2 });
     let plain = std::env::var_os("CLAWGUARD_LOAD_PLAIN").is_some();
     raise_nofile();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     rt.block_on(async {
         let origin = start_origin(dir.path(), ORIGIN).await;

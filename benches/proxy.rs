@@ -383,12 +383,7 @@ fn main() {
     {
         sizes.rounds = n;
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     rt.block_on(async {
         let origin = start_origin(dir.path(), ORIGIN).await;

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -32,13 +32,6 @@ match = ["NOTE-123456"]
 "#;
 
 const CANARY: &str = "CANARY-ABCDEF123456";
-
-fn rules_dir(dir: &Path) -> PathBuf {
-    let d = dir.join("rules");
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("test.toml"), RULES).unwrap();
-    d
-}
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_clawguard")
@@ -253,7 +246,7 @@ fn netns_a_secret_in_a_host_name_never_becomes_a_dns_query() {
         return skip("python3 not available for the fake DNS server");
     }
     let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
+    let rules = rules_dir_with(dir.path(), RULES);
     let dns = dir.path().join("dns.py");
     std::fs::write(&dns, FAKE_DNS).unwrap();
     let script = format!(
@@ -460,7 +453,7 @@ async fn egress_bypass_rule_gives_a_blind_tunnel() {
 async fn per_destination_findings_floor_blocks_log_only_findings() {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
+    let rules = rules_dir_with(dir.path(), RULES);
     // `localhost` is a "paste site": any finding sent there blocks. 127.0.0.1 is not.
     let config = format!(
         "rules_dir = {:?}\n[[egress.rule]]\nhost = \"localhost\"\naction = \"allow\"\nfindings = \"block\"\n",
@@ -509,13 +502,6 @@ fn user_line(name: &str, password: &str) -> String {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-async fn metrics(proxy: &Proxy) -> String {
-    let admin = proxy.admin.expect("started with --admin");
-    let out = curl(&[&format!("http://{admin}/metrics")]).await;
-    assert_eq!(out.status, 200);
-    out.body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -618,7 +604,7 @@ async fn wait_lines(path: &Path, n: usize) -> Vec<String> {
 async fn audit_log_is_written_verified_and_tamper_evident() {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
+    let rules = rules_dir_with(dir.path(), RULES);
     let log = dir.path().join("audit.jsonl");
     let key = dir.path().join("audit.key");
     std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
@@ -735,7 +721,7 @@ async fn audit_log_is_written_verified_and_tamper_evident() {
 async fn dry_run_decisions_are_audited_as_would() {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
+    let rules = rules_dir_with(dir.path(), RULES);
     let log = dir.path().join("audit.jsonl");
     let config = format!("rules_dir = {:?}\n", rules.display().to_string());
     let proxy = Proxy::start_with(
@@ -780,7 +766,7 @@ async fn dry_run_decisions_are_audited_as_would() {
 async fn metrics_and_health_endpoints() {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
+    let rules = rules_dir_with(dir.path(), RULES);
     let config = format!("rules_dir = {:?}\n", rules.display().to_string());
     let proxy = Proxy::start_with(
         &config,
@@ -833,7 +819,7 @@ async fn metrics_and_health_endpoints() {
 async fn reload_keeps_old_rules_on_error_and_applies_good_changes() {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
+    let rules = rules_dir_with(dir.path(), RULES);
     let config = format!("rules_dir = {:?}\n", rules.display().to_string());
     let proxy = Proxy::start_with(
         &config,

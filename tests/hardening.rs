@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -34,17 +34,10 @@ match = ["a@a.bc", "ab@cd.com"]
 
 const CANARY: &str = "CANARYABCDEF123456";
 
-fn rules_dir(dir: &Path) -> PathBuf {
-    let d = dir.join("rules");
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("test.toml"), RULES).unwrap();
-    d
-}
-
 /// A proxy with the test rules, an admin listener and `--allow-private` (origins are on
 /// loopback). `config`: extra TOML.
 fn proxy(dir: &Path, config: &str, origin_ca: &Path) -> Proxy {
-    let rules = rules_dir(dir);
+    let rules = rules_dir_with(dir, RULES);
     Proxy::start_with(
         config,
         origin_ca,
@@ -64,19 +57,6 @@ async fn origin_and_proxy(config: &str) -> (Origin, tempfile::TempDir, Proxy) {
     let dir = tempfile::tempdir().unwrap();
     let proxy = proxy(dir.path(), config, &origin.ca_pem);
     (origin, dir, proxy)
-}
-
-async fn metrics(proxy: &Proxy) -> String {
-    let admin = proxy.admin.expect("started with --admin");
-    let out = curl(&[&format!("http://{admin}/metrics")]).await;
-    assert_eq!(out.status, 200);
-    out.body
-}
-
-fn metric(m: &str, name: &str) -> u64 {
-    m.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Send `head` on a new connection to the proxy and read the response head.

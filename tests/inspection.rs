@@ -113,6 +113,14 @@ fn assert_block_json(body: &str, rule: &str, category: &str, location: &str) {
     }
 }
 
+/// Refused with 403 and the JSON reason naming `rule`/`category`/`location`, and no part
+/// of `secret` in the answer's body.
+fn assert_blocked(s: &Sent, rule: &str, category: &str, location: &str, secret: &str) {
+    assert_eq!((s.out.exit, s.out.status), (0, 403), "{}", s.out.stderr);
+    assert_block_json(&s.out.body, rule, category, location);
+    assert_no_part_of(secret, &s.out.body, "the 403 body");
+}
+
 fn write(dir: &Path, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, data).unwrap();
@@ -204,9 +212,7 @@ async fn credential_in_json_body_is_blocked_and_never_echoed() {
     );
     for url in [origin.https("/block"), origin.http("/block")] {
         let s = post(&proxy, &body, "application/json", &[], &url).await;
-        assert_eq!((s.out.exit, s.out.status), (0, 403), "{}", s.out.stderr);
-        assert_block_json(&s.out.body, "aws-access-key-id", "credential", "body");
-        assert_no_part_of(AWS_KEY, &s.out.body, "the 403 body");
+        assert_blocked(&s, "aws-access-key-id", "credential", "body", AWS_KEY);
         assert_no_part_of(AWS_KEY, &s.headers, "the 403 headers");
         assert!(
             s.header("content-type")
@@ -490,9 +496,7 @@ async fn credential_goes_to_its_home_host_only_in_a_header() {
         &origin.http("/elsewhere"),
     )
     .await;
-    assert_eq!(s.out.status, 403, "{}", s.out.stderr);
-    assert_block_json(&s.out.body, "test-agent-key", "credential", "header");
-    assert_no_part_of(AGENT_KEY, &s.out.body, "the 403 body");
+    assert_blocked(&s, "test-agent-key", "credential", "header", AGENT_KEY);
 
     // In the body, even to its home host: content, not authentication.
     let leaked = write(
@@ -508,9 +512,7 @@ async fn credential_goes_to_its_home_host_only_in_a_header() {
         &origin.https("/home-body"),
     )
     .await;
-    assert_eq!(s.out.status, 403, "{}", s.out.stderr);
-    assert_block_json(&s.out.body, "test-agent-key", "credential", "body");
-    assert_no_part_of(AGENT_KEY, &s.out.body, "the 403 body");
+    assert_blocked(&s, "test-agent-key", "credential", "body", AGENT_KEY);
 
     let seen: Vec<String> = origin.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(seen, ["/home"]);
@@ -685,83 +687,84 @@ async fn undecodable_body_is_422_unless_fail_open() {
 // ---------------------------------------------------------------------------------
 // Other transports: h2 to the client, plain HTTP inside CONNECT
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inspection_inside_h2() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::start("", &origin.ca_pem);
+/// Over one transport (`extra` curl arguments, `url` building the origin's URL): a
+/// credential in a chat body is blocked with the JSON reason and never reaches the origin;
+/// the tool-call body arrives with its personal data redacted and nothing else changed.
+/// Returns the two answers for the transport's own checks.
+async fn block_then_redact(
+    origin: &Origin,
+    proxy: &Proxy,
+    extra: &[&str],
+    url: fn(&Origin, &str) -> String,
+    (block_path, redact_path): (&str, &str),
+) -> (Sent, Sent) {
     let dir = tempfile::tempdir().unwrap();
     let leak = write(
         dir.path(),
         "leak.json",
         chat_body(&format!("key {AWS_KEY}")),
     );
-    let s = post(
-        &proxy,
+    let blocked = post(
+        proxy,
         &leak,
         "application/json",
-        &["--http2"],
-        &origin.https("/h2-block"),
+        extra,
+        &url(origin, block_path),
     )
     .await;
-    assert_eq!(s.out.status, 403, "{}", s.out.stderr);
-    assert_eq!(s.out.http_version, "2");
-    assert_block_json(&s.out.body, "aws-access-key-id", "credential", "body");
-    assert_no_part_of(AWS_KEY, &s.out.body, "the 403 body");
+    assert_blocked(&blocked, "aws-access-key-id", "credential", "body", AWS_KEY);
 
     let original = tool_call_body();
     let pii = write(dir.path(), "pii.json", &original);
-    let s = post(
-        &proxy,
+    let passed = post(
+        proxy,
         &pii,
         "application/json",
-        &["--http2"],
-        &origin.https("/h2-redact"),
+        extra,
+        &url(origin, redact_path),
     )
     .await;
-    assert_eq!((s.out.exit, s.out.status), (0, 200), "{}", s.out.stderr);
-    assert_eq!(s.out.http_version, "2");
-    let r = origin.last("/h2-redact");
+    assert_eq!(
+        (passed.out.exit, passed.out.status),
+        (0, 200),
+        "{}",
+        passed.out.stderr
+    );
+    let r = origin.last(redact_path);
     assert_eq!(std::str::from_utf8(&r.body).unwrap(), redacted(&original));
     let paths: Vec<String> = origin.requests().into_iter().map(|r| r.path).collect();
-    assert_eq!(paths, ["/h2-redact"]);
+    assert_eq!(paths, [redact_path]);
+    (blocked, passed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspection_inside_h2() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start("", &origin.ca_pem);
+    let (blocked, passed) = block_then_redact(
+        &origin,
+        &proxy,
+        &["--http2"],
+        Origin::https,
+        ("/h2-block", "/h2-redact"),
+    )
+    .await;
+    assert_eq!(blocked.out.http_version, "2");
+    assert_eq!(passed.out.http_version, "2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inspection_of_plain_http_inside_connect() {
     let origin = Origin::start().await;
     let proxy = Proxy::start("", &origin.ca_pem);
-    let dir = tempfile::tempdir().unwrap();
-    let leak = write(
-        dir.path(),
-        "leak.json",
-        chat_body(&format!("key {AWS_KEY}")),
-    );
-    let s = post(
+    block_then_redact(
+        &origin,
         &proxy,
-        &leak,
-        "application/json",
         &["-p"],
-        &origin.http("/tunnel-block"),
+        Origin::http,
+        ("/tunnel-block", "/tunnel-redact"),
     )
     .await;
-    assert_eq!(s.out.status, 403, "{}", s.out.stderr);
-    assert_block_json(&s.out.body, "aws-access-key-id", "credential", "body");
-
-    let original = tool_call_body();
-    let pii = write(dir.path(), "pii.json", &original);
-    let s = post(
-        &proxy,
-        &pii,
-        "application/json",
-        &["-p"],
-        &origin.http("/tunnel-redact"),
-    )
-    .await;
-    assert_eq!((s.out.exit, s.out.status), (0, 200), "{}", s.out.stderr);
-    let r = origin.last("/tunnel-redact");
-    assert_eq!(std::str::from_utf8(&r.body).unwrap(), redacted(&original));
-    let paths: Vec<String> = origin.requests().into_iter().map(|r| r.path).collect();
-    assert_eq!(paths, ["/tunnel-redact"]);
     proxy.wait_for_log("method=CONNECT").await;
 }
 
@@ -814,12 +817,7 @@ async fn python_requests_block_and_redact() {
         .output()
         .await
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = success_stdout(&out);
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

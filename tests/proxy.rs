@@ -187,41 +187,58 @@ async fn malformed_and_origin_form_requests_are_400() {
     assert!(origin.requests().is_empty());
 }
 
+/// `curl -N` reading the origin's `/sse` through the proxy (intercepted HTTPS).
+struct SseStream {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl SseStream {
+    fn open(proxy: &Proxy, origin: &Origin) -> SseStream {
+        let mut child = command("curl")
+            .args([
+                "-sS",
+                "-N",
+                "--max-time",
+                "60",
+                "-x",
+                &proxy.url(),
+                "--cacert",
+            ])
+            .arg(&proxy.ca_pem)
+            .arg(origin.https("/sse"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        SseStream { child, lines }
+    }
+
+    /// The next `data:` line, as soon as it arrives.
+    async fn next_data(&mut self) -> String {
+        loop {
+            let line = tokio::time::timeout(PATIENCE, self.lines.next_line())
+                .await
+                .expect("an event arrived (a buffering proxy would stall here)")
+                .unwrap()
+                .expect("stream still open");
+            if line.starts_with("data:") {
+                return line;
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_events_arrive_one_by_one() {
     let origin = Origin::start().await;
     let proxy = proxy_for(&origin);
-    let mut child = command("curl")
-        .args([
-            "-sS",
-            "-N",
-            "--max-time",
-            "60",
-            "-x",
-            &proxy.url(),
-            "--cacert",
-        ])
-        .arg(&proxy.ca_pem)
-        .arg(origin.https("/sse"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next_data = async || loop {
-        let line = tokio::time::timeout(PATIENCE, lines.next_line())
-            .await
-            .expect("an event arrived (a buffering proxy would stall here)")
-            .unwrap()
-            .expect("stream still open");
-        if line.starts_with("data:") {
-            return line;
-        }
-    };
+    let mut sse = SseStream::open(&proxy, &origin);
     // The origin holds event two back until we have seen event one through the proxy.
-    assert_eq!(next_data().await, "data: one");
+    assert_eq!(sse.next_data().await, "data: one");
     origin.sse_gate.notify_one();
-    assert_eq!(next_data().await, "data: two");
-    assert!(child.wait().await.unwrap().success());
+    assert_eq!(sse.next_data().await, "data: two");
+    assert!(sse.child.wait().await.unwrap().success());
 }
 
 fn upload_file(dir: &std::path::Path) -> (std::path::PathBuf, [u8; 32]) {
@@ -400,12 +417,7 @@ async fn python_requests_through_the_proxy() {
         .output()
         .await
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = success_stdout(&out);
     assert_eq!(stdout, "200 origin ok\n200 origin ok\n");
     assert_eq!(origin.last("/py-tls").body_len, 10);
     assert_eq!(origin.last("/py-plain").method, "POST");
@@ -440,12 +452,7 @@ async fn node_undici_proxy_agent_through_the_proxy() {
         .output()
         .await
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = success_stdout(&out);
     assert_eq!(stdout, "200 origin ok\n200 origin ok\n");
     assert_eq!(origin.last("/node-tls").body_len, 23);
     // undici sends http:// through CONNECT too; the proxy served it inside the tunnel.
@@ -519,41 +526,16 @@ fn ca_init_and_path_commands() {
 async fn sigterm_lets_in_flight_streams_finish() {
     let origin = Origin::start().await;
     let mut proxy = proxy_for(&origin);
-    let mut child = command("curl")
-        .args([
-            "-sS",
-            "-N",
-            "--max-time",
-            "60",
-            "-x",
-            &proxy.url(),
-            "--cacert",
-        ])
-        .arg(&proxy.ca_pem)
-        .arg(origin.https("/sse"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next_data = async || loop {
-        let line = tokio::time::timeout(PATIENCE, lines.next_line())
-            .await
-            .expect("an event arrived")
-            .unwrap()
-            .expect("stream still open");
-        if line.starts_with("data:") {
-            return line;
-        }
-    };
-    assert_eq!(next_data().await, "data: one");
+    let mut sse = SseStream::open(&proxy, &origin);
+    assert_eq!(sse.next_data().await, "data: one");
     proxy.terminate();
     // Logged once the listener is closed (not probed by connecting: a parallel test could
     // already have been given the freed port).
     proxy.wait_for_log("shutting down").await;
     // The stream in flight still completes.
     origin.sse_gate.notify_one();
-    assert_eq!(next_data().await, "data: two");
-    assert!(child.wait().await.unwrap().success());
+    assert_eq!(sse.next_data().await, "data: two");
+    assert!(sse.child.wait().await.unwrap().success());
     assert!(proxy.wait_exit().await.success(), "{}", proxy.log());
 }
 

@@ -12,7 +12,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{curl, Proxy};
+use common::{curl, metrics, Proxy};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -242,11 +242,6 @@ fn chat(stream: bool) -> Value {
     json!({"model": "m", "stream": stream, "messages": [
         {"role": "system", "content": "You are helpful."},
         {"role": "user", "content": user_text()}]})
-}
-
-async fn metrics(proxy: &Proxy) -> String {
-    let admin = proxy.admin.expect("started with --admin");
-    curl(&[&format!("http://{admin}/metrics")]).await.body
 }
 
 fn assert_no_values(seen: &str) {

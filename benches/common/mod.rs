@@ -26,6 +26,17 @@ pub const PATH: &str = "/v1/chat/completions";
 
 pub type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
+/// The load generator's and the origin's runtime: two workers (the proxy, a separate
+/// process, shares the machine with them), with rustls' provider installed.
+pub fn runtime() -> tokio::runtime::Runtime {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 // ---------------------------------------------------------------------------------
 // Origin
 

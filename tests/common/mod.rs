@@ -585,6 +585,43 @@ pub fn skip_if(missing: bool, what: &str) -> bool {
     true
 }
 
+/// `DIR/rules/test.toml` holding `pack`, a rule pack of the test's own (so the test does
+/// not depend on the built-in packs' wording); returns the directory (`--rules`,
+/// `rules_dir`).
+pub fn rules_dir_with(dir: &Path, pack: &str) -> PathBuf {
+    let d = dir.join("rules");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("test.toml"), pack).unwrap();
+    d
+}
+
+/// The proxy's `/metrics` text (it must have been started with `--admin`).
+pub async fn metrics(proxy: &Proxy) -> String {
+    let admin = proxy.admin.expect("started with --admin");
+    let out = curl(&[&format!("http://{admin}/metrics")]).await;
+    assert_eq!(out.status, 200);
+    out.body
+}
+
+/// The value of `name` (with its labels, as rendered) in `/metrics` text; 0 when absent.
+pub fn metric(m: &str, name: &str) -> u64 {
+    m.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The stdout of a child that must have succeeded (if not, the test fails showing both
+/// its streams).
+pub fn success_stdout(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Whether this test process runs as root (CI does).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
