@@ -380,18 +380,15 @@ async fn loopback_names_and_spellings_are_refused_without_allow_private() {
         assert!(v["request_id"].is_string());
     }
     // CONNECT is checked too.
-    let out = curl(&[
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_connect}",
-        &origin.https("/tls"),
-    ])
-    .await;
+    let out = proxy
+        .curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_connect}",
+            &origin.https("/tls"),
+        ])
+        .await;
     // `-w %{http_connect}` replaces the helper's write-out: the CONNECT status.
     assert_eq!(out.status, 403, "{}", out.stderr);
     assert!(origin.requests().is_empty(), "the origin must see nothing");
@@ -411,14 +408,7 @@ async fn allow_list_mode() {
     )
     .await;
     assert_eq!(ok.status, 200, "{}", ok.body);
-    let tls = curl(&[
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        &origin.https("/listed-tls"),
-    ])
-    .await;
+    let tls = proxy.curl(&[&origin.https("/listed-tls")]).await;
     assert_eq!(tls.status, 200, "{}", tls.stderr);
     let no = get(&proxy.url(), &origin.http("/unlisted"), &[]).await;
     assert_eq!(no.status, 403, "{}", no.body);
@@ -472,16 +462,9 @@ async fn per_destination_findings_floor_blocks_log_only_findings() {
     assert_eq!(paste.status, 403, "{}", paste.body);
     assert!(paste.body.contains("test-note"), "{}", paste.body);
     assert!(!paste.body.contains("NOTE-123456"), "never echo the value");
-    let tls = curl(&[
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        "--data-binary",
-        body,
-        &origin.https("/paste-tls"),
-    ])
-    .await;
+    let tls = proxy
+        .curl(&["--data-binary", body, &origin.https("/paste-tls")])
+        .await;
     assert_eq!(tls.status, 403, "{}", tls.body);
     let elsewhere = post(&proxy.url(), &origin.http("/elsewhere"), body, &[]).await;
     assert_eq!(elsewhere.status, 200, "{}", elsewhere.body);
@@ -531,14 +514,7 @@ async fn proxy_authentication() {
     let right = get(&proxy.url(), &url, &["-U", "alice:correct horse battery"]).await;
     assert_eq!((right.status, right.body.as_str()), (200, "origin ok"));
     // A tunnel authenticates once at CONNECT; its requests inherit the user.
-    let tls_no = curl(&[
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        &origin.https("/auth-tls"),
-    ])
-    .await;
+    let tls_no = proxy.curl(&[&origin.https("/auth-tls")]).await;
     assert_ne!(tls_no.status, 200);
     let tls = curl(&[
         "-x",

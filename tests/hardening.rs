@@ -941,14 +941,7 @@ async fn an_origin_presenting_a_ca_certificate_is_explained() {
         }
     });
     let proxy = proxy(dir.path(), "", &pem);
-    let out = curl(&[
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        &format!("https://localhost:{port}/"),
-    ])
-    .await;
+    let out = proxy.curl(&[&format!("https://localhost:{port}/")]).await;
     assert_eq!(out.status, 502, "{}", out.body);
     assert!(
         out.body.contains("CA certificate (CA:TRUE) as its own")

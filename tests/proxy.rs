@@ -37,17 +37,9 @@ async fn connect_tls_is_intercepted_with_our_ca() {
     let origin = Origin::start().await;
     let proxy = proxy_for(&origin);
     // Trusting only the proxy's CA works: the client saw our leaf, not the origin's.
-    let out = curl(&[
-        "--http1.1",
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        "-d",
-        "{\"a\":1}",
-        &origin.https("/tls"),
-    ])
-    .await;
+    let out = proxy
+        .curl(&["--http1.1", "-d", "{\"a\":1}", &origin.https("/tls")])
+        .await;
     assert_eq!((out.exit, out.status), (0, 200), "{}", out.stderr);
     assert_eq!(out.http_version, "1.1");
     let r = origin.last("/tls");
@@ -68,19 +60,16 @@ async fn connect_tls_is_intercepted_with_our_ca() {
 async fn h2_to_the_client() {
     let origin = Origin::start().await;
     let proxy = proxy_for(&origin);
-    let out = curl(&[
-        "--http2",
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        "-H",
-        "Cookie: a=1",
-        "-H",
-        "Cookie: b=2",
-        &origin.https("/h2"),
-    ])
-    .await;
+    let out = proxy
+        .curl(&[
+            "--http2",
+            "-H",
+            "Cookie: a=1",
+            "-H",
+            "Cookie: b=2",
+            &origin.https("/h2"),
+        ])
+        .await;
     assert_eq!((out.exit, out.status), (0, 200), "{}", out.stderr);
     assert_eq!(out.http_version, "2");
     let r = origin.last("/h2");
@@ -116,14 +105,7 @@ async fn bypassed_host_gets_a_blind_tunnel() {
     assert_eq!((out.exit, out.status), (0, 200), "{}", out.stderr);
     assert!(out.stderr.contains(ORIGIN_CA_CN), "{}", out.stderr);
     origin.last("/bypassed");
-    let out = curl(&[
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        &origin.https("/bypassed"),
-    ])
-    .await;
+    let out = proxy.curl(&[&origin.https("/bypassed")]).await;
     assert_eq!(out.exit, 60, "{}", out.stderr);
     assert!(!proxy.log().contains("minted leaf"));
 }
@@ -146,14 +128,7 @@ async fn refused_upstream_is_502_json() {
     let out = curl(&["-x", &proxy.url(), &format!("http://127.0.0.1:{port}/")]).await;
     assert_eq!(out.status, 502, "{}", out.stderr);
     assert_json_error(&out.body);
-    let out = curl(&[
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        &format!("https://127.0.0.1:{port}/"),
-    ])
-    .await;
+    let out = proxy.curl(&[&format!("https://127.0.0.1:{port}/")]).await;
     assert_eq!(out.status, 502, "{}", out.stderr);
     assert_json_error(&out.body);
 }
@@ -272,18 +247,15 @@ async fn ten_megabyte_upload_arrives_byte_identical() {
             ("/upload-tls", origin.https("/upload-tls")),
             ("/upload-plain", origin.http("/upload-plain")),
         ] {
-            let out = curl(&[
-                "-x",
-                &proxy.url(),
-                "--cacert",
-                path_str(&proxy.ca_pem),
-                "-H",
-                "Content-Type: application/octet-stream",
-                "--data-binary",
-                &data_arg,
-                &url,
-            ])
-            .await;
+            let out = proxy
+                .curl(&[
+                    "-H",
+                    "Content-Type: application/octet-stream",
+                    "--data-binary",
+                    &data_arg,
+                    &url,
+                ])
+                .await;
             assert_eq!((out.exit, out.status), (0, 200), "{config}: {}", out.stderr);
             let r = origin.last(path);
             assert_eq!(r.body_len, 10 * 1024 * 1024, "{config}");
@@ -467,14 +439,7 @@ async fn silent_upstream_is_504_json() {
     let out = curl(&["-x", &proxy.url(), &origin.http("/hang")]).await;
     assert_eq!(out.status, 504, "{}", out.stderr);
     assert_json_error(&out.body);
-    let out = curl(&[
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        &origin.https("/hang"),
-    ])
-    .await;
+    let out = proxy.curl(&[&origin.https("/hang")]).await;
     assert_eq!(out.status, 504, "{}", out.stderr);
     assert_json_error(&out.body);
 }

@@ -382,6 +382,14 @@ impl Proxy {
         format!("http://{}", self.addr)
     }
 
+    /// [`curl`] through this proxy trusting its CA: `curl -x PROXY --cacert CA ARGS…`.
+    pub async fn curl(&self, args: &[&str]) -> CurlOut {
+        let url = self.url();
+        let mut all = vec!["-x", &url, "--cacert", path_str(&self.ca_pem)];
+        all.extend_from_slice(args);
+        curl(&all).await
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
