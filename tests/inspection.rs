@@ -117,8 +117,40 @@ fn assert_block_json(body: &str, rule: &str, category: &str, location: &str) {
 /// of `secret` in the answer's body.
 fn assert_blocked(s: &Sent, rule: &str, category: &str, location: &str, secret: &str) {
     assert_eq!((s.out.exit, s.out.status), (0, 403), "{}", s.out.stderr);
-    assert_block_json(&s.out.body, rule, category, location);
-    assert_no_part_of(secret, &s.out.body, "the 403 body");
+    assert_block_reason(&s.out.body, rule, category, location, secret);
+}
+
+/// [`assert_block_json`], and no part of `secret` in the 403 body.
+fn assert_block_reason(body: &str, rule: &str, category: &str, location: &str, secret: &str) {
+    assert_block_json(body, rule, category, location);
+    assert_no_part_of(secret, body, "the 403 body");
+}
+
+/// The two bodies the transport and client tests send, as files (every client sends
+/// them byte for byte): a chat body leaking [`AWS_KEY`], and [`tool_call_body`].
+struct Bodies {
+    leak: PathBuf,
+    pii: PathBuf,
+    /// The tool-call body as sent (compare with [`redacted`]).
+    original: String,
+    _dir: tempfile::TempDir,
+}
+
+fn bodies() -> Bodies {
+    let dir = tempfile::tempdir().unwrap();
+    let leak = write(
+        dir.path(),
+        "leak.json",
+        chat_body(&format!("key {AWS_KEY}")),
+    );
+    let original = tool_call_body();
+    let pii = write(dir.path(), "pii.json", &original);
+    Bodies {
+        leak,
+        pii,
+        original,
+        _dir: dir,
+    }
 }
 
 fn write(dir: &Path, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
@@ -698,15 +730,10 @@ async fn block_then_redact(
     url: fn(&Origin, &str) -> String,
     (block_path, redact_path): (&str, &str),
 ) -> (Sent, Sent) {
-    let dir = tempfile::tempdir().unwrap();
-    let leak = write(
-        dir.path(),
-        "leak.json",
-        chat_body(&format!("key {AWS_KEY}")),
-    );
+    let b = bodies();
     let blocked = post(
         proxy,
-        &leak,
+        &b.leak,
         "application/json",
         extra,
         &url(origin, block_path),
@@ -714,11 +741,9 @@ async fn block_then_redact(
     .await;
     assert_blocked(&blocked, "aws-access-key-id", "credential", "body", AWS_KEY);
 
-    let original = tool_call_body();
-    let pii = write(dir.path(), "pii.json", &original);
     let passed = post(
         proxy,
-        &pii,
+        &b.pii,
         "application/json",
         extra,
         &url(origin, redact_path),
@@ -731,7 +756,7 @@ async fn block_then_redact(
         passed.out.stderr
     );
     let r = origin.last(redact_path);
-    assert_eq!(std::str::from_utf8(&r.body).unwrap(), redacted(&original));
+    assert_eq!(std::str::from_utf8(&r.body).unwrap(), redacted(&b.original));
     let paths: Vec<String> = origin.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(paths, [redact_path]);
     (blocked, passed)
@@ -773,27 +798,12 @@ async fn inspection_of_plain_http_inside_connect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_requests_block_and_redact() {
-    let python_ok = command("python3")
-        .args(["-c", "import requests"])
-        .status()
-        .await
-        .is_ok_and(|s| s.success());
-    if skip_if(
-        !python_ok,
-        "python3 with `requests` is not installed (pip install requests)",
-    ) {
+    if skip_without_python_requests().await {
         return;
     }
     let origin = Origin::start().await;
     let proxy = Proxy::start("", &origin.ca_pem);
-    let dir = tempfile::tempdir().unwrap();
-    let leak = write(
-        dir.path(),
-        "leak.json",
-        chat_body(&format!("key {AWS_KEY}")),
-    );
-    let original = tool_call_body();
-    let pii = write(dir.path(), "pii.json", &original);
+    let b = bodies();
     // requests sends the file's bytes as given; one JSON line per response.
     let script = "import sys, json, requests\n\
         p = sys.argv[1]\n\
@@ -807,11 +817,11 @@ async fn python_requests_block_and_redact() {
             script,
             &proxy.url(),
             &origin.https("/py-block"),
-            path_str(&leak),
+            path_str(&b.leak),
             &origin.https("/py-redact"),
-            path_str(&pii),
+            path_str(&b.pii),
             &origin.http("/py-redact-plain"),
-            path_str(&pii),
+            path_str(&b.pii),
         ])
         .env("REQUESTS_CA_BUNDLE", &proxy.ca_pem)
         .output()
@@ -825,41 +835,23 @@ async fn python_requests_block_and_redact() {
     assert_eq!(lines.len(), 3, "{stdout}");
     assert_eq!(lines[0]["status"], 403, "{stdout}");
     let blocked = lines[0]["body"].as_str().unwrap();
-    assert_block_json(blocked, "aws-access-key-id", "credential", "body");
-    assert_no_part_of(AWS_KEY, blocked, "the 403 body");
+    assert_block_reason(blocked, "aws-access-key-id", "credential", "body", AWS_KEY);
     for (i, path) in [(1, "/py-redact"), (2, "/py-redact-plain")] {
         assert_eq!(lines[i]["status"], 200, "{stdout}");
         let r = origin.last(path);
-        assert_eq!(std::str::from_utf8(&r.body).unwrap(), redacted(&original));
+        assert_eq!(std::str::from_utf8(&r.body).unwrap(), redacted(&b.original));
     }
     assert!(origin.requests().iter().all(|r| r.path != "/py-block"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_undici_block_and_redact() {
-    if skip_if(!have("node") || !have("npm"), "node/npm are not installed") {
+    let Some(node_dir) = node_client_dir().await else {
         return;
-    }
-    let node_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
-    if !node_dir.join("node_modules/undici").exists() {
-        let st = command("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&node_dir)
-            .status()
-            .await
-            .unwrap();
-        assert!(st.success(), "npm ci in tests/node failed");
-    }
+    };
     let origin = Origin::start().await;
     let proxy = Proxy::start("", &origin.ca_pem);
-    let dir = tempfile::tempdir().unwrap();
-    let leak = write(
-        dir.path(),
-        "leak.json",
-        chat_body(&format!("key {AWS_KEY}")),
-    );
-    let original = tool_call_body();
-    let pii = write(dir.path(), "pii.json", &original);
+    let b = bodies();
     let run = async |url: String, body: &Path| {
         let out = command("node")
             .arg(node_dir.join("post_body.mjs"))
@@ -874,19 +866,13 @@ async fn node_undici_block_and_redact() {
             .output()
             .await
             .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = success_stdout(&out);
         serde_json::from_str::<serde_json::Value>(stdout.trim()).expect(&stdout)
     };
-    let v = run(origin.https("/node-block"), &leak).await;
+    let v = run(origin.https("/node-block"), &b.leak).await;
     assert_eq!(v["status"], 403, "{v}");
     let blocked = v["body"].as_str().unwrap();
-    assert_block_json(blocked, "aws-access-key-id", "credential", "body");
-    assert_no_part_of(AWS_KEY, blocked, "the 403 body");
+    assert_block_reason(blocked, "aws-access-key-id", "credential", "body", AWS_KEY);
     // undici sends http:// through CONNECT too (plain HTTP inside the tunnel).
     for path in ["/node-redact", "/node-redact-plain"] {
         let url = if path.ends_with("plain") {
@@ -894,10 +880,10 @@ async fn node_undici_block_and_redact() {
         } else {
             origin.https(path)
         };
-        let v = run(url, &pii).await;
+        let v = run(url, &b.pii).await;
         assert_eq!(v["status"], 200, "{v}");
         let r = origin.last(path);
-        assert_eq!(std::str::from_utf8(&r.body).unwrap(), redacted(&original));
+        assert_eq!(std::str::from_utf8(&r.body).unwrap(), redacted(&b.original));
         assert_eq!(
             r.headers["content-length"].to_str().unwrap(),
             r.body_len.to_string()

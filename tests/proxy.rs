@@ -359,15 +359,7 @@ async fn concurrent_first_requests_mint_one_leaf() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_requests_through_the_proxy() {
-    let python_ok = command("python3")
-        .args(["-c", "import requests"])
-        .status()
-        .await
-        .is_ok_and(|s| s.success());
-    if skip_if(
-        !python_ok,
-        "python3 with `requests` not installed (pip install requests)",
-    ) {
+    if skip_without_python_requests().await {
         return;
     }
     let origin = Origin::start().await;
@@ -397,19 +389,9 @@ async fn python_requests_through_the_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_undici_proxy_agent_through_the_proxy() {
-    if skip_if(!have("node") || !have("npm"), "node/npm not installed") {
+    let Some(dir) = node_client_dir().await else {
         return;
-    }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
-    if !dir.join("node_modules/undici").exists() {
-        let st = command("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .await
-            .unwrap();
-        assert!(st.success(), "npm ci in tests/node failed");
-    }
+    };
     let origin = Origin::start().await;
     let proxy = proxy_for(&origin);
     let out = command("node")

@@ -618,6 +618,39 @@ pub fn metric(m: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Skip (`true`, after printing `SKIP:`) without python3 and its `requests` package; under
+/// CI that fails the test instead.
+pub async fn skip_without_python_requests() -> bool {
+    let ok = command("python3")
+        .args(["-c", "import requests"])
+        .status()
+        .await
+        .is_ok_and(|s| s.success());
+    skip_if(
+        !ok,
+        "python3 with `requests` is not installed (pip install requests)",
+    )
+}
+
+/// `tests/node` with its npm dependencies (undici) installed; `None` (after printing
+/// `SKIP:`) without node/npm, a failure under CI.
+pub async fn node_client_dir() -> Option<PathBuf> {
+    if skip_if(!have("node") || !have("npm"), "node/npm are not installed") {
+        return None;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    if !dir.join("node_modules/undici").exists() {
+        let st = command("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .await
+            .unwrap();
+        assert!(st.success(), "npm ci in tests/node failed");
+    }
+    Some(dir)
+}
+
 /// The stdout of a child that must have succeeded (if not, the test fails showing both
 /// its streams).
 pub fn success_stdout(out: &std::process::Output) -> String {
