@@ -65,9 +65,16 @@ async fn get(proxy: &str, url: &str, extra: &[&str]) -> CurlOut {
 }
 
 /// Run a shell script inside a fresh network namespace (only `lo`, nothing routes out).
-/// `None` when `ip` or `unshare -n` is not available here: the test is skipped locally
-/// and fails under `CI=true` (CI runs as root with iproute2 and util-linux).
+/// `None` when `ip`, `unshare -n` or python3 (the scripts' origins) is not
+/// available here: the test is skipped locally and fails under `CI=true` (CI runs as
+/// root with iproute2, util-linux and python3).
 fn in_netns(script: &str) -> Option<String> {
+    if skip_if(
+        !have("python3"),
+        "python3 not available for the namespace origin",
+    ) {
+        return None;
+    }
     let ip = std::process::Command::new("ip")
         .arg("-V")
         .stdout(Stdio::null())
@@ -109,6 +116,19 @@ fn in_netns(script: &str) -> Option<String> {
     ))
 }
 
+/// A missing test peer skips the test locally and fails it in CI.
+fn skip(why: &str) {
+    skip_if(true, why);
+}
+
+/// The script's `REASONS:` line: the distinct `reason=` fields of its proxy's refusals.
+fn reasons(out: &str) -> &str {
+    out.lines()
+        .find(|l| l.starts_with("REASONS:"))
+        .unwrap_or("")
+        .trim()
+}
+
 /// Shell helpers for the namespace scripts: an origin on ADDR:PORT (python's http.server,
 /// answers 200 to GET /), a proxy on a fixed port, bounded waits.
 const NETNS_PRELUDE: &str = r#"
@@ -138,12 +158,6 @@ proxy() { # port extra-args...
 
 #[test]
 fn netns_metadata_endpoint_is_refused_even_with_allow_private() {
-    if skip_if(
-        !have("python3"),
-        "python3 not available for the namespace origin",
-    ) {
-        return;
-    }
     let script = format!(
         r#"{NETNS_PRELUDE}
 ip addr add 169.254.169.254/32 dev lo
@@ -168,16 +182,8 @@ echo "CONNECT=$(curl -s -o /dev/null -w '%{{http_connect}}' -x http://127.0.0.1:
     assert!(out.contains("CONNECT=403"), "{out}");
 }
 
-/// A missing test peer skips the test locally and fails it in CI.
-fn skip(why: &str) {
-    skip_if(true, why);
-}
-
 #[test]
 fn netns_every_metadata_endpoint_and_wrapped_form_is_refused() {
-    if !have("python3") {
-        return skip("python3 not available for the namespace origin");
-    }
     let script = format!(
         r#"{NETNS_PRELUDE}
 for a in 169.254.170.2 169.254.170.23 169.254.0.23 168.63.129.16 192.0.0.192 100.100.100.200; do
@@ -213,12 +219,8 @@ echo "REASONS: $(grep 'status=403' "$TMP/proxy18386.log" | grep -o 'reason="[^"]
     }
     assert!(out.contains("CONNECT=403"), "{out}");
     // Each refusal's log line says why, as a field of its own.
-    let reasons = out
-        .lines()
-        .find(|l| l.starts_with("REASONS:"))
-        .unwrap_or("");
     assert_eq!(
-        reasons.trim(),
+        reasons(&out),
         r#"REASONS: reason="metadata endpoint""#,
         "{out}"
     );
@@ -242,6 +244,7 @@ while True:
 
 #[test]
 fn netns_a_secret_in_a_host_name_never_becomes_a_dns_query() {
+    // Its own namespace set-up (a mount namespace too), so not `in_netns`.
     if !have("python3") {
         return skip("python3 not available for the fake DNS server");
     }
@@ -316,12 +319,6 @@ echo "LOGGED:"; cat "$TMP/proxy18387.log"
 
 #[test]
 fn netns_private_address_is_refused_without_allow_private() {
-    if skip_if(
-        !have("python3"),
-        "python3 not available for the namespace origin",
-    ) {
-        return;
-    }
     let script = format!(
         r#"{NETNS_PRELUDE}
 ip addr add 10.20.30.40/32 dev lo
@@ -346,12 +343,8 @@ echo "REASONS: $(grep 'status=403' "$TMP/proxy18384.log" | grep -o 'reason="[^"]
     assert!(out.contains("STRICT_CONNECT=403"), "{out}");
     // The same request passes once private ranges are allowed: the refusal was the policy.
     assert!(out.contains("LAB=200"), "{out}");
-    let reasons = out
-        .lines()
-        .find(|l| l.starts_with("REASONS:"))
-        .unwrap_or("");
     assert_eq!(
-        reasons.trim(),
+        reasons(&out),
         r#"REASONS: reason="private address""#,
         "{out}"
     );
@@ -470,21 +463,6 @@ async fn per_destination_findings_floor_blocks_log_only_findings() {
     assert_eq!(elsewhere.status, 200, "{}", elsewhere.body);
     let paths: Vec<String> = origin.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(paths, ["/elsewhere"]);
-}
-
-fn user_line(name: &str, password: &str) -> String {
-    let mut child = std::process::Command::new(bin())
-        .args(["user", "add", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    let _ = writeln!(child.stdin.take().unwrap(), "{password}");
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

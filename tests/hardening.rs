@@ -372,21 +372,6 @@ async fn accept_errors_back_off_and_recover() {
 // ---------------------------------------------------------------------------------
 // Class 3: Argon2 is bounded, cached and throttled.
 
-fn user_line(name: &str, password: &str) -> String {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clawguard"))
-        .args(["user", "add", name])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    let _ = writeln!(child.stdin.take().unwrap(), "{password}");
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bogus_credentials_cannot_exhaust_memory_or_lock_out_a_user() {
     let origin = Origin::start().await;

@@ -618,6 +618,23 @@ pub fn metric(m: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// A `[users]` line for `name` with `password`, made by `clawguard user add` (the password
+/// on stdin, as an operator types it).
+pub fn user_line(name: &str, password: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clawguard"))
+        .args(["user", "add", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _ = writeln!(child.stdin.take().unwrap(), "{password}");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// Skip (`true`, after printing `SKIP:`) without python3 and its `requests` package; under
 /// CI that fails the test instead.
 pub async fn skip_without_python_requests() -> bool {
