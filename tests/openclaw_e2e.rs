@@ -296,6 +296,23 @@ impl Scene {
         ]
     }
 
+    /// One turn of the persistent OpenClaw session `session` (`openclaw agent --local`)
+    /// through `clawguard exec`.
+    fn local_turn(&self, session: &str, message: &str, tag: &str) -> Output {
+        let oc = self.tools.openclaw().display().to_string();
+        let argv = [
+            oc.as_str(),
+            "agent",
+            "--local",
+            "--session-id",
+            session,
+            "--json",
+            "-m",
+            message,
+        ];
+        self.exec(&[], &argv, tag)
+    }
+
     /// One OpenClaw turn through `clawguard exec <flags>`.
     fn turn(&self, flags: &[&str], message: &str, tag: &str) -> (Output, Value) {
         let args = self.openclaw_args(message);
@@ -584,20 +601,7 @@ fn a_blocked_tool_result_does_not_poison_the_session() {
     };
     let scene = Scene::new(tools);
     let session = "e2e-session";
-    let local_turn = |message: &str, tag: &str| {
-        let oc = scene.tools.openclaw().display().to_string();
-        let argv = [
-            oc.as_str(),
-            "agent",
-            "--local",
-            "--session-id",
-            session,
-            "--json",
-            "-m",
-            message,
-        ];
-        scene.exec(&[], &argv, tag)
-    };
+    let local_turn = |message: &str, tag: &str| scene.local_turn(session, message, tag);
     let out = local_turn(&exec_message(&leaking_command()), "poison-1");
     assert!(format!("{}{}", out.stdout, out.stderr).contains("Blocked by ClawGuard"));
     let out = local_turn("hello again, nothing secret here", "poison-2");
@@ -847,20 +851,7 @@ fn a_credential_in_a_tool_result_is_pseudonymized_and_the_session_continues() {
     let scene = Scene::new(tools);
     pseudonymizing(&scene);
     let session = "e2e-pseudo-session";
-    let local_turn = |message: &str, tag: &str| {
-        let oc = scene.tools.openclaw().display().to_string();
-        let argv = [
-            oc.as_str(),
-            "agent",
-            "--local",
-            "--session-id",
-            session,
-            "--json",
-            "-m",
-            message,
-        ];
-        scene.exec(&[], &argv, tag)
-    };
+    let local_turn = |message: &str, tag: &str| scene.local_turn(session, message, tag);
     let out = local_turn(&exec_message(&leaking_command()), "pseudo-tool-1");
     assert_eq!(out.code, Some(0), "the turn with the tool result completes");
     assert!(!format!("{}{}", out.stdout, out.stderr).contains("Blocked by ClawGuard"));
