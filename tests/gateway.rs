@@ -72,48 +72,11 @@ fn in_netns(script: &str) -> Option<String> {
     if skip_if(
         !have("python3"),
         "python3 not available for the namespace origin",
-    ) {
+    ) || netns::namespaces_missing("-n")
+    {
         return None;
     }
-    let ip = std::process::Command::new("ip")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if skip_if(
-        !ip.is_ok_and(|s| s.success()),
-        "iproute2 (`ip`) is not installed",
-    ) {
-        return None;
-    }
-    let probe = std::process::Command::new("unshare")
-        .args(["-n", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if skip_if(
-        !probe.is_ok_and(|s| s.success()),
-        "`unshare -n` is not available here (needs CAP_SYS_ADMIN)",
-    ) {
-        return None;
-    }
-    let out = std::process::Command::new("timeout")
-        .args(["120", "unshare", "-n", "bash", "-c", script])
-        .env("CLAWGUARD", bin())
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run unshare");
-    Some(format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    ))
+    Some(netns::run_in_namespace("-n", script, &[]))
 }
 
 /// A missing test peer skips the test locally and fails it in CI.
@@ -244,9 +207,12 @@ while True:
 
 #[test]
 fn netns_a_secret_in_a_host_name_never_becomes_a_dns_query() {
-    // Its own namespace set-up (a mount namespace too), so not `in_netns`.
+    // A mount namespace too (its own resolv.conf), so not `in_netns`.
     if !have("python3") {
         return skip("python3 not available for the fake DNS server");
+    }
+    if netns::namespaces_missing("-mn") {
+        return;
     }
     let dir = tempfile::tempdir().unwrap();
     let rules = rules_dir_with(dir.path(), RULES);
@@ -269,31 +235,7 @@ echo "LOGGED:"; cat "$TMP/proxy18387.log"
         dns = dns.display(),
         rules = rules.display(),
     );
-    let out = match std::process::Command::new("timeout")
-        .args([
-            "120",
-            "unshare",
-            "-n",
-            "-m",
-            "--propagation",
-            "private",
-            "bash",
-            "-c",
-            &script,
-        ])
-        .env("CLAWGUARD", bin())
-        .env_remove("http_proxy")
-        .env_remove("HTTP_PROXY")
-        .env_remove("https_proxy")
-        .env_remove("HTTPS_PROXY")
-        .stdin(Stdio::null())
-        .output()
-    {
-        Ok(o) if o.status.success() || !o.stdout.is_empty() => {
-            String::from_utf8_lossy(&o.stdout).to_string()
-        }
-        _ => return skip("`unshare -n -m` is not available here"),
-    };
+    let out = netns::run_in_namespace("-mn", &script, &[]);
     if out.contains("NO_MOUNT") {
         return skip("cannot bind-mount /etc/resolv.conf in a mount namespace");
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod launch;
+pub mod netns;
 pub mod openclaw;
 pub mod origin_cert;
 pub mod squid;
