@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -658,9 +658,9 @@ async fn dry_run_decisions_are_audited_as_would() {
     assert!(v.status.success());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_and_health_endpoints() {
-    let origin = Origin::start().await;
+/// A proxy with the test rules as its config's `rules_dir` (what a reload re-reads) and an
+/// admin listener; the rules directory, kept as long as the returned `TempDir`.
+fn proxy_with_rules_and_admin(origin: &Origin) -> (Proxy, PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let rules = rules_dir_with(dir.path(), RULES);
     let config = format!("rules_dir = {:?}\n", rules.display().to_string());
@@ -669,6 +669,13 @@ async fn metrics_and_health_endpoints() {
         &origin.ca_pem,
         &["--allow-private", "--admin", "127.0.0.1:0"],
     );
+    (proxy, rules, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_endpoints() {
+    let origin = Origin::start().await;
+    let (proxy, _rules, _dir) = proxy_with_rules_and_admin(&origin);
     let admin = proxy.admin.unwrap();
     for path in ["/healthz", "/readyz"] {
         let out = curl(&[&format!("http://{admin}{path}")]).await;
@@ -714,14 +721,7 @@ async fn metrics_and_health_endpoints() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_keeps_old_rules_on_error_and_applies_good_changes() {
     let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir_with(dir.path(), RULES);
-    let config = format!("rules_dir = {:?}\n", rules.display().to_string());
-    let proxy = Proxy::start_with(
-        &config,
-        &origin.ca_pem,
-        &["--allow-private", "--admin", "127.0.0.1:0"],
-    );
+    let (proxy, rules, _dir) = proxy_with_rules_and_admin(&origin);
     let admin = proxy.admin.unwrap().to_string();
     let body = format!(r#"{{"k":"{CANARY}"}}"#);
     let status = || async {
@@ -750,6 +750,7 @@ async fn reload_keeps_old_rules_on_error_and_applies_good_changes() {
     proxy.wait_for_log("reload rejected").await;
     assert_eq!(status().await, 403, "old rules still block");
     // A broken config file: same.
+    let config = std::fs::read_to_string(&proxy.config).unwrap();
     std::fs::write(&proxy.config, "mode = \"loud\"\n").unwrap();
     assert!(!reload().status.success());
     assert_eq!(status().await, 403);
