@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{command, have, is_root, skip_if, success_stdout, Origin};
+use common::{assert_success, command, have, is_root, skip_if, Origin};
 use std::process::Stdio;
 
 const AWS: &str = "AKIAQYLPMN5HFIQR7VUX";
@@ -79,7 +79,7 @@ async fn the_commands_traffic_is_inspected() {
         .output()
         .await
         .unwrap();
-    let stdout = success_stdout(&out);
+    let stdout = assert_success(&out);
     assert!(stdout.contains("Blocked by ClawGuard"), "{stdout}");
     assert!(!stdout.contains(AWS));
     let paths: Vec<String> = origin.requests().iter().map(|r| r.path.clone()).collect();

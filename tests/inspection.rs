@@ -827,7 +827,7 @@ async fn python_requests_block_and_redact() {
         .output()
         .await
         .unwrap();
-    let stdout = success_stdout(&out);
+    let stdout = assert_success(&out);
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -866,7 +866,7 @@ async fn node_undici_block_and_redact() {
             .output()
             .await
             .unwrap();
-        let stdout = success_stdout(&out);
+        let stdout = assert_success(&out);
         serde_json::from_str::<serde_json::Value>(stdout.trim()).expect(&stdout)
     };
     let v = run(origin.https("/node-block"), &b.leak).await;

@@ -381,7 +381,7 @@ async fn python_requests_through_the_proxy() {
         .output()
         .await
         .unwrap();
-    let stdout = success_stdout(&out);
+    let stdout = assert_success(&out);
     assert_eq!(stdout, "200 origin ok\n200 origin ok\n");
     assert_eq!(origin.last("/py-tls").body_len, 10);
     assert_eq!(origin.last("/py-plain").method, "POST");
@@ -406,7 +406,7 @@ async fn node_undici_proxy_agent_through_the_proxy() {
         .output()
         .await
         .unwrap();
-    let stdout = success_stdout(&out);
+    let stdout = assert_success(&out);
     assert_eq!(stdout, "200 origin ok\n200 origin ok\n");
     assert_eq!(origin.last("/node-tls").body_len, 23);
     // undici sends http:// through CONNECT too; the proxy served it inside the tunnel.

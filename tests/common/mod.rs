@@ -669,9 +669,9 @@ pub async fn node_client_dir() -> Option<PathBuf> {
     Some(dir)
 }
 
-/// The stdout of a child that must have succeeded (if not, the test fails showing both
-/// its streams).
-pub fn success_stdout(out: &std::process::Output) -> String {
+/// A child that must have succeeded (if not, the test fails showing both its streams);
+/// returns its stdout.
+pub fn assert_success(out: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
