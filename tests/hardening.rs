@@ -895,20 +895,9 @@ async fn audit_and_logs_carry_reasons_but_never_a_value() {
 async fn an_origin_presenting_a_ca_certificate_is_explained() {
     install_provider();
     // A self-signed CA:TRUE certificate served as the origin's own (openssl req -x509).
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let cert = params.self_signed(&key).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pem = dir.path().join("origin.pem");
-    std::fs::write(&pem, cert.pem()).unwrap();
-    let tls = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
+    let tls = origin_cert::self_signed(&pem, &["localhost"], true);
     let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();

@@ -1,4 +1,5 @@
-//! A CA of its own and a leaf it signed, for a test origin's TLS. Shared by the tests'
+//! A CA of its own and a leaf it signed, for a test origin's TLS (or a self-signed
+//! certificate). Shared by the tests'
 //! recording origin (`tests/common/mod.rs`) and the benches' origin
 //! (`benches/common/mod.rs` includes this file by path).
 
@@ -45,4 +46,25 @@ pub fn origin_cert(dir: &Path, ca_name: &str, names: &[&str]) -> OriginCert {
         ca_der,
         server,
     }
+}
+
+/// A self-signed certificate for `names` (a CA certificate when `is_ca`: what a
+/// misconfigured origin may serve as its own), written as PEM to `pem`; the server
+/// configuration presenting it (no ALPN).
+pub fn self_signed(pem: &Path, names: &[&str], is_ca: bool) -> rustls::ServerConfig {
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    if is_ca {
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    }
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(pem, cert.pem()).unwrap();
+    rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap()
 }
