@@ -20,168 +20,28 @@
 //! `VmRSS`, sampled every second once every client is connected: "flat" means the last
 //! samples are not above the first ones by more than noise.
 
+mod common;
+
 use bytes::Bytes;
+use common::*;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use std::io::{BufRead, BufReader};
+use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-const PATH: &str = "/v1/chat/completions";
-
-struct Origin {
-    plain: SocketAddr,
-    tls: SocketAddr,
-    ca_pem: std::path::PathBuf,
+fn received(n: usize) -> Response<Full<Bytes>> {
+    Response::new(Full::new(Bytes::from(format!("{{\"received\":{n}}}"))))
 }
 
-async fn origin_handler(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
-    let body = req.into_body().collect().await?.to_bytes();
-    Ok(Response::new(Full::new(Bytes::from(format!(
-        "{{\"received\":{}}}",
-        body.len()
-    )))))
-}
-
-async fn serve<I>(io: I)
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-        .serve_connection(io, hyper::service::service_fn(origin_handler))
-        .await;
-}
-
-async fn start_origin(dir: &Path) -> Origin {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::default();
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "load origin CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let ca_pem = dir.join("origin-ca.pem");
-    std::fs::write(&ca_pem, ca_cert.pem()).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".into()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    let tls = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let tls_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let plain_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (tls, plain) = (tls_l.local_addr().unwrap(), plain_l.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((s, _)) = tls_l.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(s) = acceptor.accept(s).await {
-                    serve(TokioIo::new(s)).await;
-                }
-            });
-        }
-    });
-    tokio::spawn(async move {
-        while let Ok((s, _)) = plain_l.accept().await {
-            tokio::spawn(serve(TokioIo::new(s)));
-        }
-    });
-    Origin { plain, tls, ca_pem }
-}
-
-struct Proxy {
-    child: std::process::Child,
-    addr: SocketAddr,
-    ca_der: CertificateDer<'static>,
-}
-
-impl Proxy {
-    fn start(dir: &Path, origin_ca: &Path) -> Proxy {
-        let cfg = dir.join("proxy.toml");
-        let extra = std::env::var("CLAWGUARD_LOAD_CONFIG").unwrap_or_default();
-        std::fs::write(&cfg, format!("{extra}\n[egress]\nallow_private = true\n")).unwrap();
-        let ca_dir = dir.join("proxy-ca");
-        let bin = std::env::var_os("CLAWGUARD_BENCH_BIN")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_clawguard").into());
-        let mut child = std::process::Command::new(bin)
-            .args(["run", "--allow-root", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&cfg)
-            .arg("--ca-dir")
-            .arg(&ca_dir)
-            .arg("--upstream-ca")
-            .arg(origin_ca)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start clawguard");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Drain the log (one line per request) so the proxy never blocks on the pipe;
-        // keep WARN/ERROR lines: a refusal under load is worth seeing.
-        std::thread::spawn(move || {
-            let mut shown = 0;
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(a) = line.strip_prefix("clawguard listening on ") {
-                    let _ = tx.send(a.trim().parse::<SocketAddr>().unwrap());
-                } else if (line.contains(" WARN ") || line.contains(" ERROR ")) && shown < 20 {
-                    shown += 1;
-                    eprintln!("proxy: {line}");
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("proxy started");
-        use rustls::pki_types::pem::PemObject;
-        let ca_der = CertificateDer::from_pem_file(ca_dir.join("clawguard-ca.pem")).unwrap();
-        Proxy {
-            child,
-            addr,
-            ca_der,
-        }
-    }
-
-    /// The proxy's resident set size, in KiB.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+const ORIGIN: OriginSpec = OriginSpec {
+    ca_name: "load origin CA",
+    alpn: &[],
+    answer: received,
+};
 
 #[derive(Debug, thiserror::Error)]
 enum Failure {
@@ -215,16 +75,12 @@ impl Client {
         let Some((connector, port)) = &self.tls else {
             let host = format!("127.0.0.1:{}", self.origin_plain.port());
             let uri = format!("http://{host}{PATH}");
-            return Ok((handshake(s).await?, uri, host));
+            return Ok((handshake(s).await.map_err(Failure::Http)?, uri, host));
         };
         let host = format!("localhost:{port}");
-        s.write_all(format!("CONNECT {host} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+        let head = connect_tunnel(&mut s, *port)
             .await
             .map_err(Failure::Connect)?;
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(s.read_u8().await.map_err(Failure::Connect)?);
-        }
         if !head.starts_with(b"HTTP/1.1 200") {
             return Err(Failure::Refused(String::from_utf8_lossy(&head).into()));
         }
@@ -232,19 +88,12 @@ impl Client {
             .connect(ServerName::try_from("localhost").unwrap(), s)
             .await
             .map_err(Failure::Tls)?;
-        Ok((handshake(tls).await?, PATH.to_string(), host))
+        Ok((
+            handshake(tls).await.map_err(Failure::Http)?,
+            PATH.to_string(),
+            host,
+        ))
     }
-}
-
-async fn handshake<I>(io: I) -> Result<Sender, Failure>
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(Failure::Http)?;
-    tokio::spawn(conn);
-    Ok(sender)
 }
 
 async fn one(sender: &mut Sender, uri: &str, host: &str, body: &Bytes) -> Result<(), Failure> {
@@ -304,28 +153,13 @@ fn main() {
     let secs = env_or("CLAWGUARD_LOAD_SECS", if bench { 60 } else { 2 });
     let plain = std::env::var_os("CLAWGUARD_LOAD_PLAIN").is_some();
     raise_nofile();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     rt.block_on(async {
-        let origin = start_origin(dir.path()).await;
-        let proxy = Proxy::start(dir.path(), &origin.ca_pem);
-        let tls = (!plain).then(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(proxy.ca_der.clone()).unwrap();
-            let mut cfg = rustls::ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-            (
-                tokio_rustls::TlsConnector::from(Arc::new(cfg)),
-                origin.tls.port(),
-            )
-        });
+        let origin = start_origin(dir.path(), ORIGIN).await;
+        let extra = std::env::var("CLAWGUARD_LOAD_CONFIG").unwrap_or_default();
+        let proxy = Proxy::start(dir.path(), &origin.ca_pem, &extra);
+        let tls = (!plain).then(|| (tls_client(&proxy.ca_der), origin.tls.port()));
         let client = Arc::new(Client {
             proxy: proxy.addr,
             tls,

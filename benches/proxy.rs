@@ -20,21 +20,15 @@
 //! phases divided by the requests sent. The load generator, the origin and the proxy
 //! all share the machine's cores.
 
+mod common;
+
 use bytes::Bytes;
+use common::*;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Stdio;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use rustls::pki_types::ServerName;
+use std::time::Instant;
+use tokio::net::TcpStream;
 
 struct Sizes {
     /// Requests on the serial connection before measuring (TLS, leaf minting, pools).
@@ -46,8 +40,6 @@ struct Sizes {
     concurrency: usize,
     per_conn: usize,
 }
-
-const PATH: &str = "/v1/chat/completions";
 
 // ---------------------------------------------------------------------------------
 // Bodies
@@ -178,179 +170,22 @@ fn llm_body(target: usize) -> Bytes {
 // ---------------------------------------------------------------------------------
 // Origin
 
-struct Origin {
-    plain: SocketAddr,
-    tls: SocketAddr,
-    ca_pem: std::path::PathBuf,
-    ca_der: CertificateDer<'static>,
-}
-
-async fn origin_handler(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
-    let body = req.into_body().collect().await?.to_bytes();
-    let answer = format!(
-        "{{\"id\":\"cmpl-1\",\"object\":\"chat.completion\",\"received\":{}}}",
-        body.len()
-    );
+/// What a chat-completions API answers, in short.
+fn chat_answer(received: usize) -> Response<Full<Bytes>> {
+    let answer =
+        format!("{{\"id\":\"cmpl-1\",\"object\":\"chat.completion\",\"received\":{received}}}");
     let mut r = Response::new(Full::new(Bytes::from(answer)));
     r.headers_mut()
         .insert("content-type", "application/json".parse().unwrap());
-    Ok(r)
+    r
 }
 
-async fn serve<I>(io: I)
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-        .serve_connection(io, hyper::service::service_fn(origin_handler))
-        .await;
-}
-
-async fn start_origin(dir: &Path) -> Origin {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::default();
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "bench origin CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let ca_pem = dir.join("origin-ca.pem");
-    std::fs::write(&ca_pem, ca_cert.pem()).unwrap();
-    let ca_der = ca_cert.der().clone();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".into()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    let mut tls = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-        )
-        .unwrap();
+const ORIGIN: OriginSpec = OriginSpec {
+    ca_name: "bench origin CA",
     // Like the real APIs: h2 and http/1.1 offered.
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let tls_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let plain_l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (tls_addr, plain) = (tls_l.local_addr().unwrap(), plain_l.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((s, _)) = tls_l.accept().await {
-            let _ = s.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                if let Ok(s) = acceptor.accept(s).await {
-                    serve(TokioIo::new(s)).await;
-                }
-            });
-        }
-    });
-    tokio::spawn(async move {
-        while let Ok((s, _)) = plain_l.accept().await {
-            let _ = s.set_nodelay(true);
-            tokio::spawn(serve(TokioIo::new(s)));
-        }
-    });
-    Origin {
-        plain,
-        tls: tls_addr,
-        ca_pem,
-        ca_der,
-    }
-}
-
-// ---------------------------------------------------------------------------------
-// Proxy process
-
-struct Proxy {
-    child: std::process::Child,
-    addr: SocketAddr,
-    ca_der: CertificateDer<'static>,
-}
-
-impl Proxy {
-    fn start(dir: &Path, origin_ca: &Path) -> Proxy {
-        let cfg = dir.join("proxy.toml");
-        // The origin is on loopback, which the egress policy denies by default.
-        // CLAWGUARD_BENCH_LLM=1: the origin is an LLM API host (pseudonymize + restore).
-        let llm = if std::env::var_os("CLAWGUARD_BENCH_LLM").is_some() {
-            "llm_hosts = [\"localhost\", \"127.0.0.1\"]\n"
-        } else {
-            ""
-        };
-        std::fs::write(&cfg, format!("{llm}[egress]\nallow_private = true\n")).unwrap();
-        let ca_dir = dir.join("proxy-ca");
-        // CLAWGUARD_BENCH_BIN=path compares another build of the proxy.
-        let bin = std::env::var_os("CLAWGUARD_BENCH_BIN")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_clawguard").into());
-        let mut child = std::process::Command::new(bin)
-            .args(["run", "--allow-root", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&cfg)
-            .arg("--ca-dir")
-            .arg(&ca_dir)
-            .arg("--upstream-ca")
-            .arg(origin_ca)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start clawguard");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Drain the log (default level: one info line per request) so the proxy never
-        // blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(a) = line.strip_prefix("clawguard listening on ") {
-                    let _ = tx.send(a.trim().parse::<SocketAddr>().unwrap());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("proxy started");
-        use rustls::pki_types::pem::PemObject;
-        let ca_der = CertificateDer::from_pem_file(ca_dir.join("clawguard-ca.pem")).unwrap();
-        Proxy {
-            child,
-            addr,
-            ca_der,
-        }
-    }
-
-    /// utime + stime of the proxy process, in seconds.
-    fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        // Fields after the parenthesised command name; utime and stime are fields 14, 15.
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = rest.split(' ').collect();
-        let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        ticks as f64 / hz
-    }
-}
-
-impl Drop for Proxy {
-    /// SIGTERM first, so a proxy run under a profiler (callgrind, see `main`) exits
-    /// normally and writes its output; SIGKILL if it has not gone after a while.
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        for _ in 0..600 {
-            if self.child.try_wait().is_ok_and(|s| s.is_some()) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+    alpn: &[b"h2", b"http/1.1"],
+    answer: chat_answer,
+};
 
 // ---------------------------------------------------------------------------------
 // Load generator: one keep-alive HTTP/1.1 connection per worker
@@ -374,29 +209,6 @@ struct Scenario<'a> {
     proxy: &'a Proxy,
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-fn tls_client(root: &CertificateDer<'static>) -> tokio_rustls::TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(root.clone()).unwrap();
-    let mut cfg = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
-}
-
-async fn handshake<I>(io: I) -> Sender
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    sender
-}
-
 impl Scenario<'_> {
     /// A connected sender and the request URI to use on it.
     async fn connect(&self) -> (Sender, http::Uri) {
@@ -405,7 +217,7 @@ impl Scenario<'_> {
             (Route::Direct, Transport::Plain) => {
                 let s = TcpStream::connect(o.plain).await.unwrap();
                 s.set_nodelay(true).unwrap();
-                (handshake(s).await, PATH.parse().unwrap())
+                (handshake(s).await.unwrap(), PATH.parse().unwrap())
             }
             (Route::Direct, Transport::Https) => {
                 let s = TcpStream::connect(o.tls).await.unwrap();
@@ -414,34 +226,24 @@ impl Scenario<'_> {
                     .connect(ServerName::try_from("localhost").unwrap(), s)
                     .await
                     .unwrap();
-                (handshake(tls).await, PATH.parse().unwrap())
+                (handshake(tls).await.unwrap(), PATH.parse().unwrap())
             }
             (Route::Proxy, Transport::Plain) => {
                 let s = TcpStream::connect(self.proxy.addr).await.unwrap();
                 s.set_nodelay(true).unwrap();
                 let uri = format!("http://127.0.0.1:{}{PATH}", o.plain.port());
-                (handshake(s).await, uri.parse().unwrap())
+                (handshake(s).await.unwrap(), uri.parse().unwrap())
             }
             (Route::Proxy, Transport::Https) => {
                 let mut s = TcpStream::connect(self.proxy.addr).await.unwrap();
                 s.set_nodelay(true).unwrap();
-                let port = o.tls.port();
-                s.write_all(
-                    format!("CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n")
-                        .as_bytes(),
-                )
-                .await
-                .unwrap();
-                let mut head = Vec::new();
-                while !head.ends_with(b"\r\n\r\n") {
-                    head.push(s.read_u8().await.unwrap());
-                }
+                let head = connect_tunnel(&mut s, o.tls.port()).await.unwrap();
                 assert!(head.starts_with(b"HTTP/1.1 200"), "CONNECT refused");
                 let tls = tls_client(&self.proxy.ca_der)
                     .connect(ServerName::try_from("localhost").unwrap(), s)
                     .await
                     .unwrap();
-                (handshake(tls).await, PATH.parse().unwrap())
+                (handshake(tls).await.unwrap(), PATH.parse().unwrap())
             }
         }
     }
@@ -581,16 +383,17 @@ fn main() {
     {
         sizes.rounds = n;
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     rt.block_on(async {
-        let origin = start_origin(dir.path()).await;
-        let proxy = Proxy::start(dir.path(), &origin.ca_pem);
+        let origin = start_origin(dir.path(), ORIGIN).await;
+        // CLAWGUARD_BENCH_LLM=1: the origin is an LLM API host (pseudonymize + restore).
+        let llm = if std::env::var_os("CLAWGUARD_BENCH_LLM").is_some() {
+            "llm_hosts = [\"localhost\", \"127.0.0.1\"]\n"
+        } else {
+            ""
+        };
+        let proxy = Proxy::start(dir.path(), &origin.ca_pem, llm);
         println!(
             "| body | transport | route | median µs | p99 µs | added median µs | req/s @16 | % of direct | proxy CPU ms/req |"
         );

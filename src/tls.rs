@@ -37,6 +37,8 @@ const LEAF_VALIDITY: Duration = Duration::days(1);
 const LEAF_BACKDATE: Duration = Duration::hours(1);
 /// A cached leaf is served for half its life, then minted again on the next request.
 const LEAF_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+// Every leaf a client is handed has at least half its validity left.
+const _: () = assert!(LEAF_CACHE_TTL.as_secs() * 2 <= LEAF_VALIDITY.whole_seconds() as u64);
 /// Hosts with a cached leaf at most (least recently used go first).
 const LEAF_CACHE_CAPACITY: u64 = 10_000;
 
@@ -171,7 +173,7 @@ impl CertificateAuthority {
             issuer: Issuer::new(params, key),
             ca_der: cert.der().clone(),
             cert_path,
-            leaves: leaf_cache(),
+            leaves: leaf_cache(LEAF_CACHE_TTL),
             minted: AtomicUsize::new(0),
         })
     }
@@ -207,7 +209,7 @@ impl CertificateAuthority {
             issuer,
             ca_der,
             cert_path,
-            leaves: leaf_cache(),
+            leaves: leaf_cache(LEAF_CACHE_TTL),
             minted: AtomicUsize::new(0),
         };
         // A key that does not belong to the certificate would only show up as TLS failures
@@ -359,10 +361,12 @@ fn leaf_params(host: &str) -> Result<CertificateParams, TlsError> {
     Ok(params)
 }
 
-fn leaf_cache() -> Cache<String, Arc<Leaf>> {
+/// Leaves by host, each dropped `ttl` after it was minted (however often it is used), so
+/// the next request for that host mints a fresh one.
+fn leaf_cache(ttl: std::time::Duration) -> Cache<String, Arc<Leaf>> {
     Cache::builder()
         .max_capacity(LEAF_CACHE_CAPACITY)
-        .time_to_live(LEAF_CACHE_TTL)
+        .time_to_live(ttl)
         .build()
 }
 
@@ -473,6 +477,34 @@ mod tests {
         assert!(p.not_after > OffsetDateTime::now_utc() + Duration::hours(12));
         assert!(p.not_before < OffsetDateTime::now_utc());
         assert!(matches!(p.is_ca, IsCa::ExplicitNoCa));
+    }
+
+    /// A cached leaf is handed out until the cache's time to live (half the leaf's
+    /// validity) is over, then minted again with a new key. The real TTL is 12 h; the same
+    /// cache built with a 2 s one lets the test see it pass.
+    #[test]
+    fn a_leaf_is_minted_again_when_its_cache_entry_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca = CertificateAuthority::init(dir.path(), false).unwrap();
+        let ttl = std::time::Duration::from_secs(2);
+        ca.leaves = leaf_cache(ttl);
+        let first = ca.leaf("renew.example").unwrap();
+        assert!(Arc::ptr_eq(&first, &ca.leaf("renew.example").unwrap()));
+        assert_eq!(ca.minted(), 1);
+
+        std::thread::sleep(ttl + std::time::Duration::from_millis(300));
+        let renewed = ca.leaf("renew.example").unwrap();
+        assert_eq!(ca.minted(), 2);
+        assert!(!Arc::ptr_eq(&first, &renewed));
+        assert_ne!(first.chain[0], renewed.chain[0]);
+        assert_ne!(first.key_pkcs8, renewed.key_pkcs8);
+        ca.verify_leaf(&renewed.chain[0], "renew.example").unwrap();
+        // And the renewed one is cached in turn.
+        assert!(Arc::ptr_eq(
+            &renewed.server_config,
+            &ca.server_config("renew.example").unwrap()
+        ));
+        assert_eq!(ca.minted(), 2);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{curl, Proxy};
+use common::{assert_success, curl, Proxy};
 
 const TOKEN: &str = "test-admin-token-7f3a9c2e51";
 
@@ -61,11 +61,7 @@ async fn loopback_admin_without_credentials_still_refuses_cross_site_writes() {
         .args(["reload", "--admin", &a.to_string()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_success(&out);
 }
 
 #[tokio::test]
@@ -126,11 +122,7 @@ async fn a_token_or_an_admin_user_is_required_once_configured() {
         .arg(&token_file)
         .output()
         .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stdout)
-    );
+    assert_success(&ok);
     let no_token = std::process::Command::new(env!("CARGO_BIN_EXE_clawguard"))
         .args(["reload", "--admin", &a.to_string()])
         .output()

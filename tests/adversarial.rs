@@ -532,18 +532,15 @@ async fn benign_bodies_that_trip_the_triggers_arrive_unchanged() {
         let f = dir.path().join(format!("benign-{i}"));
         std::fs::write(&f, body).unwrap();
         let path = format!("/benign/{i}");
-        let out = curl(&[
-            "-x",
-            &proxy.url(),
-            "--cacert",
-            path_str(&proxy.ca_pem),
-            "-H",
-            &format!("Content-Type: {ct}"),
-            "--data-binary",
-            &format!("@{}", f.display()),
-            &origin.https(&path),
-        ])
-        .await;
+        let out = proxy
+            .curl(&[
+                "-H",
+                &format!("Content-Type: {ct}"),
+                "--data-binary",
+                &format!("@{}", f.display()),
+                &origin.https(&path),
+            ])
+            .await;
         assert_eq!(out.status, 200, "{ct}: {}", out.body);
         assert_eq!(
             &origin.last(&path).body[..],

@@ -190,22 +190,9 @@ async fn checkpoints_and_records_reach_a_tcp_collector() {
 #[tokio::test]
 async fn records_reach_a_tls_collector() {
     common::install_provider();
-    use rcgen::{CertificateParams, KeyPair};
     let dir = tempfile::tempdir().unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".into()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
     let ca = dir.path().join("collector.pem");
-    std::fs::write(&ca, cert.pem()).unwrap();
-    let tls = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
+    let tls = common::origin_cert::self_signed(&ca, &["localhost"], false);
     let c = Collector::start(Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))).await;
     run_and_forward(
         &c,

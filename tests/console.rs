@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{curl, require_peer, Origin, Proxy};
+use common::{assert_success, curl, require_peer, Origin, Proxy};
 use std::path::Path;
 
 const AWS_KEY: &str = "AKIAQYLPMN5HFIQR7VUX";
@@ -62,12 +62,7 @@ async fn console_shows_a_fresh_block_and_the_try_box_finds_things() {
         .await
         .expect("browser test finished")
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = assert_success(&out);
     let line = stdout.lines().last().unwrap();
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     assert!(

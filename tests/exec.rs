@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{command, have, is_root, skip_if, Origin};
+use common::{assert_success, command, have, is_root, skip_if, Origin};
 use std::process::Stdio;
 
 const AWS: &str = "AKIAQYLPMN5HFIQR7VUX";
@@ -79,12 +79,7 @@ async fn the_commands_traffic_is_inspected() {
         .output()
         .await
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = assert_success(&out);
     assert!(stdout.contains("Blocked by ClawGuard"), "{stdout}");
     assert!(!stdout.contains(AWS));
     let paths: Vec<String> = origin.requests().iter().map(|r| r.path.clone()).collect();
@@ -114,10 +109,7 @@ async fn lockdown_leaves_only_the_proxy_reachable() {
         .await
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if skip_if(
-        stderr.contains("--lockdown: "),
-        &format!("the lockdown is unavailable here: {stderr}"),
-    ) {
+    if lockdown_unavailable(&stderr) {
         return;
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -132,14 +124,26 @@ async fn lockdown_leaves_only_the_proxy_reachable() {
     );
 }
 
-#[tokio::test]
-async fn sigterm_is_passed_to_the_command() {
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
+/// Skip (`true`) when `exec --lockdown` said the lockdown cannot be set up here (its
+/// stderr); under CI that fails the test instead.
+fn lockdown_unavailable(stderr: &str) -> bool {
+    skip_if(
+        stderr.contains("--lockdown: "),
+        &format!("the lockdown is unavailable here: {stderr}"),
+    )
+}
+
+/// SIGTERM sent to `clawguard exec <flags>` reaches the command (which exits 42 on it),
+/// and its exit status comes back.
+async fn assert_sigterm_reaches_the_command(
+    origin: &Origin,
+    dir: &std::path::Path,
+    flags: &[&str],
+) {
     let mut child = exec(
-        &origin,
-        dir.path(),
-        &[],
+        origin,
+        dir,
+        flags,
         "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done",
     )
     .spawn()
@@ -161,6 +165,13 @@ async fn sigterm_is_passed_to_the_command() {
         .expect("exec exits after SIGTERM")
         .unwrap();
     assert_eq!(status.code(), Some(42));
+}
+
+#[tokio::test]
+async fn sigterm_is_passed_to_the_command() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    assert_sigterm_reaches_the_command(&origin, dir.path(), &[]).await;
 }
 
 #[tokio::test]
@@ -215,10 +226,7 @@ async fn print_profile_shows_what_the_lockdown_applied() {
     .await
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if skip_if(
-        stderr.contains("--lockdown: "),
-        &format!("the lockdown is unavailable here: {stderr}"),
-    ) {
+    if lockdown_unavailable(&stderr) {
         return;
     }
     assert!(out.status.success(), "{stderr}");
@@ -297,36 +305,9 @@ async fn lockdown_passes_signals_and_exit_status() {
         .await
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if skip_if(
-        stderr.contains("--lockdown: "),
-        &format!("the lockdown is unavailable here: {stderr}"),
-    ) {
+    if lockdown_unavailable(&stderr) {
         return;
     }
     assert_eq!(out.status.code(), Some(9), "{stderr}");
-    let mut child = exec(
-        &origin,
-        dir.path(),
-        &["--lockdown"],
-        "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done",
-    )
-    .spawn()
-    .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut buf = [0u8; 6];
-    tokio::io::AsyncReadExt::read_exact(&mut stdout, &mut buf)
-        .await
-        .unwrap();
-    assert_eq!(&buf, b"ready\n");
-    let pid = child.id().unwrap();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::time::timeout(common::PATIENCE, child.wait())
-        .await
-        .expect("exec exits after SIGTERM")
-        .unwrap();
-    assert_eq!(status.code(), Some(42));
+    assert_sigterm_reaches_the_command(&origin, dir.path(), &["--lockdown"]).await;
 }

@@ -33,13 +33,6 @@ match = ["NOTE-123456"]
 
 const CANARY: &str = "CANARY-ABCDEF123456";
 
-fn rules_dir(dir: &Path) -> PathBuf {
-    let d = dir.join("rules");
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("test.toml"), RULES).unwrap();
-    d
-}
-
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_clawguard")
 }
@@ -72,48 +65,31 @@ async fn get(proxy: &str, url: &str, extra: &[&str]) -> CurlOut {
 }
 
 /// Run a shell script inside a fresh network namespace (only `lo`, nothing routes out).
-/// `None` when `ip` or `unshare -n` is not available here: the test is skipped locally
-/// and fails under `CI=true` (CI runs as root with iproute2 and util-linux).
+/// `None` when `ip`, `unshare -n` or python3 (the scripts' origins) is not
+/// available here: the test is skipped locally and fails under `CI=true` (CI runs as
+/// root with iproute2, util-linux and python3).
 fn in_netns(script: &str) -> Option<String> {
-    let ip = std::process::Command::new("ip")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
     if skip_if(
-        !ip.is_ok_and(|s| s.success()),
-        "iproute2 (`ip`) is not installed",
-    ) {
+        !have("python3"),
+        "python3 not available for the namespace origin",
+    ) || netns::namespaces_missing("-n")
+    {
         return None;
     }
-    let probe = std::process::Command::new("unshare")
-        .args(["-n", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if skip_if(
-        !probe.is_ok_and(|s| s.success()),
-        "`unshare -n` is not available here (needs CAP_SYS_ADMIN)",
-    ) {
-        return None;
-    }
-    let out = std::process::Command::new("timeout")
-        .args(["120", "unshare", "-n", "bash", "-c", script])
-        .env("CLAWGUARD", bin())
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run unshare");
-    Some(format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    ))
+    Some(netns::run_in_namespace("-n", script, &[]))
+}
+
+/// A missing test peer skips the test locally and fails it in CI.
+fn skip(why: &str) {
+    skip_if(true, why);
+}
+
+/// The script's `REASONS:` line: the distinct `reason=` fields of its proxy's refusals.
+fn reasons(out: &str) -> &str {
+    out.lines()
+        .find(|l| l.starts_with("REASONS:"))
+        .unwrap_or("")
+        .trim()
 }
 
 /// Shell helpers for the namespace scripts: an origin on ADDR:PORT (python's http.server,
@@ -145,12 +121,6 @@ proxy() { # port extra-args...
 
 #[test]
 fn netns_metadata_endpoint_is_refused_even_with_allow_private() {
-    if skip_if(
-        !have("python3"),
-        "python3 not available for the namespace origin",
-    ) {
-        return;
-    }
     let script = format!(
         r#"{NETNS_PRELUDE}
 ip addr add 169.254.169.254/32 dev lo
@@ -175,16 +145,8 @@ echo "CONNECT=$(curl -s -o /dev/null -w '%{{http_connect}}' -x http://127.0.0.1:
     assert!(out.contains("CONNECT=403"), "{out}");
 }
 
-/// A missing test peer skips the test locally and fails it in CI.
-fn skip(why: &str) {
-    skip_if(true, why);
-}
-
 #[test]
 fn netns_every_metadata_endpoint_and_wrapped_form_is_refused() {
-    if !have("python3") {
-        return skip("python3 not available for the namespace origin");
-    }
     let script = format!(
         r#"{NETNS_PRELUDE}
 for a in 169.254.170.2 169.254.170.23 169.254.0.23 168.63.129.16 192.0.0.192 100.100.100.200; do
@@ -220,12 +182,8 @@ echo "REASONS: $(grep 'status=403' "$TMP/proxy18386.log" | grep -o 'reason="[^"]
     }
     assert!(out.contains("CONNECT=403"), "{out}");
     // Each refusal's log line says why, as a field of its own.
-    let reasons = out
-        .lines()
-        .find(|l| l.starts_with("REASONS:"))
-        .unwrap_or("");
     assert_eq!(
-        reasons.trim(),
+        reasons(&out),
         r#"REASONS: reason="metadata endpoint""#,
         "{out}"
     );
@@ -249,11 +207,15 @@ while True:
 
 #[test]
 fn netns_a_secret_in_a_host_name_never_becomes_a_dns_query() {
+    // A mount namespace too (its own resolv.conf), so not `in_netns`.
     if !have("python3") {
         return skip("python3 not available for the fake DNS server");
     }
+    if netns::namespaces_missing("-mn") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
+    let rules = rules_dir_with(dir.path(), RULES);
     let dns = dir.path().join("dns.py");
     std::fs::write(&dns, FAKE_DNS).unwrap();
     let script = format!(
@@ -273,31 +235,7 @@ echo "LOGGED:"; cat "$TMP/proxy18387.log"
         dns = dns.display(),
         rules = rules.display(),
     );
-    let out = match std::process::Command::new("timeout")
-        .args([
-            "120",
-            "unshare",
-            "-n",
-            "-m",
-            "--propagation",
-            "private",
-            "bash",
-            "-c",
-            &script,
-        ])
-        .env("CLAWGUARD", bin())
-        .env_remove("http_proxy")
-        .env_remove("HTTP_PROXY")
-        .env_remove("https_proxy")
-        .env_remove("HTTPS_PROXY")
-        .stdin(Stdio::null())
-        .output()
-    {
-        Ok(o) if o.status.success() || !o.stdout.is_empty() => {
-            String::from_utf8_lossy(&o.stdout).to_string()
-        }
-        _ => return skip("`unshare -n -m` is not available here"),
-    };
+    let out = netns::run_in_namespace("-mn", &script, &[]);
     if out.contains("NO_MOUNT") {
         return skip("cannot bind-mount /etc/resolv.conf in a mount namespace");
     }
@@ -323,12 +261,6 @@ echo "LOGGED:"; cat "$TMP/proxy18387.log"
 
 #[test]
 fn netns_private_address_is_refused_without_allow_private() {
-    if skip_if(
-        !have("python3"),
-        "python3 not available for the namespace origin",
-    ) {
-        return;
-    }
     let script = format!(
         r#"{NETNS_PRELUDE}
 ip addr add 10.20.30.40/32 dev lo
@@ -353,12 +285,8 @@ echo "REASONS: $(grep 'status=403' "$TMP/proxy18384.log" | grep -o 'reason="[^"]
     assert!(out.contains("STRICT_CONNECT=403"), "{out}");
     // The same request passes once private ranges are allowed: the refusal was the policy.
     assert!(out.contains("LAB=200"), "{out}");
-    let reasons = out
-        .lines()
-        .find(|l| l.starts_with("REASONS:"))
-        .unwrap_or("");
     assert_eq!(
-        reasons.trim(),
+        reasons(&out),
         r#"REASONS: reason="private address""#,
         "{out}"
     );
@@ -387,18 +315,15 @@ async fn loopback_names_and_spellings_are_refused_without_allow_private() {
         assert!(v["request_id"].is_string());
     }
     // CONNECT is checked too.
-    let out = curl(&[
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_connect}",
-        &origin.https("/tls"),
-    ])
-    .await;
+    let out = proxy
+        .curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_connect}",
+            &origin.https("/tls"),
+        ])
+        .await;
     // `-w %{http_connect}` replaces the helper's write-out: the CONNECT status.
     assert_eq!(out.status, 403, "{}", out.stderr);
     assert!(origin.requests().is_empty(), "the origin must see nothing");
@@ -418,14 +343,7 @@ async fn allow_list_mode() {
     )
     .await;
     assert_eq!(ok.status, 200, "{}", ok.body);
-    let tls = curl(&[
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        &origin.https("/listed-tls"),
-    ])
-    .await;
+    let tls = proxy.curl(&[&origin.https("/listed-tls")]).await;
     assert_eq!(tls.status, 200, "{}", tls.stderr);
     let no = get(&proxy.url(), &origin.http("/unlisted"), &[]).await;
     assert_eq!(no.status, 403, "{}", no.body);
@@ -460,7 +378,7 @@ async fn egress_bypass_rule_gives_a_blind_tunnel() {
 async fn per_destination_findings_floor_blocks_log_only_findings() {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
+    let rules = rules_dir_with(dir.path(), RULES);
     // `localhost` is a "paste site": any finding sent there blocks. 127.0.0.1 is not.
     let config = format!(
         "rules_dir = {:?}\n[[egress.rule]]\nhost = \"localhost\"\naction = \"allow\"\nfindings = \"block\"\n",
@@ -479,43 +397,14 @@ async fn per_destination_findings_floor_blocks_log_only_findings() {
     assert_eq!(paste.status, 403, "{}", paste.body);
     assert!(paste.body.contains("test-note"), "{}", paste.body);
     assert!(!paste.body.contains("NOTE-123456"), "never echo the value");
-    let tls = curl(&[
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        "--data-binary",
-        body,
-        &origin.https("/paste-tls"),
-    ])
-    .await;
+    let tls = proxy
+        .curl(&["--data-binary", body, &origin.https("/paste-tls")])
+        .await;
     assert_eq!(tls.status, 403, "{}", tls.body);
     let elsewhere = post(&proxy.url(), &origin.http("/elsewhere"), body, &[]).await;
     assert_eq!(elsewhere.status, 200, "{}", elsewhere.body);
     let paths: Vec<String> = origin.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(paths, ["/elsewhere"]);
-}
-
-fn user_line(name: &str, password: &str) -> String {
-    let mut child = std::process::Command::new(bin())
-        .args(["user", "add", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    let _ = writeln!(child.stdin.take().unwrap(), "{password}");
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-async fn metrics(proxy: &Proxy) -> String {
-    let admin = proxy.admin.expect("started with --admin");
-    let out = curl(&[&format!("http://{admin}/metrics")]).await;
-    assert_eq!(out.status, 200);
-    out.body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,14 +434,7 @@ async fn proxy_authentication() {
     let right = get(&proxy.url(), &url, &["-U", "alice:correct horse battery"]).await;
     assert_eq!((right.status, right.body.as_str()), (200, "origin ok"));
     // A tunnel authenticates once at CONNECT; its requests inherit the user.
-    let tls_no = curl(&[
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        &origin.https("/auth-tls"),
-    ])
-    .await;
+    let tls_no = proxy.curl(&[&origin.https("/auth-tls")]).await;
     assert_ne!(tls_no.status, 200);
     let tls = curl(&[
         "-x",
@@ -618,7 +500,7 @@ async fn wait_lines(path: &Path, n: usize) -> Vec<String> {
 async fn audit_log_is_written_verified_and_tamper_evident() {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
+    let rules = rules_dir_with(dir.path(), RULES);
     let log = dir.path().join("audit.jsonl");
     let key = dir.path().join("audit.key");
     std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
@@ -735,7 +617,7 @@ async fn audit_log_is_written_verified_and_tamper_evident() {
 async fn dry_run_decisions_are_audited_as_would() {
     let origin = Origin::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
+    let rules = rules_dir_with(dir.path(), RULES);
     let log = dir.path().join("audit.jsonl");
     let config = format!("rules_dir = {:?}\n", rules.display().to_string());
     let proxy = Proxy::start_with(
@@ -776,17 +658,24 @@ async fn dry_run_decisions_are_audited_as_would() {
     assert!(v.status.success());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_and_health_endpoints() {
-    let origin = Origin::start().await;
+/// A proxy with the test rules as its config's `rules_dir` (what a reload re-reads) and an
+/// admin listener; the rules directory, kept as long as the returned `TempDir`.
+fn proxy_with_rules_and_admin(origin: &Origin) -> (Proxy, PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
+    let rules = rules_dir_with(dir.path(), RULES);
     let config = format!("rules_dir = {:?}\n", rules.display().to_string());
     let proxy = Proxy::start_with(
         &config,
         &origin.ca_pem,
         &["--allow-private", "--admin", "127.0.0.1:0"],
     );
+    (proxy, rules, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_endpoints() {
+    let origin = Origin::start().await;
+    let (proxy, _rules, _dir) = proxy_with_rules_and_admin(&origin);
     let admin = proxy.admin.unwrap();
     for path in ["/healthz", "/readyz"] {
         let out = curl(&[&format!("http://{admin}{path}")]).await;
@@ -832,14 +721,7 @@ async fn metrics_and_health_endpoints() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_keeps_old_rules_on_error_and_applies_good_changes() {
     let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let rules = rules_dir(dir.path());
-    let config = format!("rules_dir = {:?}\n", rules.display().to_string());
-    let proxy = Proxy::start_with(
-        &config,
-        &origin.ca_pem,
-        &["--allow-private", "--admin", "127.0.0.1:0"],
-    );
+    let (proxy, rules, _dir) = proxy_with_rules_and_admin(&origin);
     let admin = proxy.admin.unwrap().to_string();
     let body = format!(r#"{{"k":"{CANARY}"}}"#);
     let status = || async {
@@ -868,6 +750,7 @@ async fn reload_keeps_old_rules_on_error_and_applies_good_changes() {
     proxy.wait_for_log("reload rejected").await;
     assert_eq!(status().await, 403, "old rules still block");
     // A broken config file: same.
+    let config = std::fs::read_to_string(&proxy.config).unwrap();
     std::fs::write(&proxy.config, "mode = \"loud\"\n").unwrap();
     assert!(!reload().status.success());
     assert_eq!(status().await, 403);

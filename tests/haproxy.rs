@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{curl, require_peer, Origin, Proxy};
+use common::{assert_success, curl, require_peer, Origin, Proxy};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -43,11 +43,7 @@ impl Haproxy {
             .arg(&path)
             .output()
             .unwrap();
-        assert!(
-            check.status.success(),
-            "{}",
-            String::from_utf8_lossy(&check.stderr)
-        );
+        assert_success(&check);
         let child = std::process::Command::new("haproxy")
             .args(["-db", "-f"])
             .arg(&path)
@@ -176,11 +172,7 @@ async fn two_instances_behind_haproxy_share_load_reload_and_survive_a_kill() {
             .args(["reload", "--admin", &p.admin.unwrap().to_string()])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert_success(&out);
     }
     for _ in 0..6 {
         let out = post(
@@ -227,11 +219,7 @@ async fn two_instances_behind_haproxy_share_load_reload_and_survive_a_kill() {
             .arg(&hmac)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert_success(&out);
     }
 }
 

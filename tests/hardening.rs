@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -34,17 +34,10 @@ match = ["a@a.bc", "ab@cd.com"]
 
 const CANARY: &str = "CANARYABCDEF123456";
 
-fn rules_dir(dir: &Path) -> PathBuf {
-    let d = dir.join("rules");
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("test.toml"), RULES).unwrap();
-    d
-}
-
 /// A proxy with the test rules, an admin listener and `--allow-private` (origins are on
 /// loopback). `config`: extra TOML.
 fn proxy(dir: &Path, config: &str, origin_ca: &Path) -> Proxy {
-    let rules = rules_dir(dir);
+    let rules = rules_dir_with(dir, RULES);
     Proxy::start_with(
         config,
         origin_ca,
@@ -58,17 +51,12 @@ fn proxy(dir: &Path, config: &str, origin_ca: &Path) -> Proxy {
     )
 }
 
-async fn metrics(proxy: &Proxy) -> String {
-    let admin = proxy.admin.expect("started with --admin");
-    let out = curl(&[&format!("http://{admin}/metrics")]).await;
-    assert_eq!(out.status, 200);
-    out.body
-}
-
-fn metric(m: &str, name: &str) -> u64 {
-    m.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0)
+/// An origin and a [`proxy`] in a fresh directory (kept as long as the returned `TempDir`).
+async fn origin_and_proxy(config: &str) -> (Origin, tempfile::TempDir, Proxy) {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = proxy(dir.path(), config, &origin.ca_pem);
+    (origin, dir, proxy)
 }
 
 /// Send `head` on a new connection to the proxy and read the response head.
@@ -175,15 +163,9 @@ async fn pathological_bodies_do_not_freeze_a_clean_request_and_sigterm_stops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_bodies_time_out_and_the_budget_answers_503() {
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
     // The idle timeout is long enough that the stalled upload still holds the slot
     // while the busy probes below run on a loaded machine (at 1 s it sometimes did not).
-    let proxy = proxy(
-        dir.path(),
-        "body_idle_timeout_secs = 8\nmax_inspect_bytes = 4096\nbody_budget_bytes = 6000\nmax_buffered_bodies = 1\n",
-        &origin.ca_pem,
-    );
+    let (origin, _dir, proxy) = origin_and_proxy("body_idle_timeout_secs = 8\nmax_inspect_bytes = 4096\nbody_budget_bytes = 6000\nmax_buffered_bodies = 1\n").await;
     let target = origin.http("/upload");
     // A stalled upload holds the only buffered-body slot until its idle timeout.
     let req = format!(
@@ -227,11 +209,82 @@ async fn stalled_bodies_time_out_and_the_budget_answers_503() {
     assert_eq!(origin.requests().len(), 1);
 }
 
+/// A body that keeps trickling (never idle long enough for the idle timeout) but stays
+/// below `body_min_rate` is cut off with `408` once the grace is over, freeing its share
+/// of the budget; a normal request on another connection meanwhile is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_below_the_minimum_rate_is_cut_off_and_others_are_served() {
+    // One byte every 200 ms never reaches the 4 s idle timeout, and stays far below
+    // 1000 bytes/s: only the minimum rate can end it (the deadline is 10 minutes away).
+    let (origin, _dir, proxy) = origin_and_proxy(
+        "body_idle_timeout_secs = 4\nbody_min_rate = 1000\nbody_deadline_secs = 600\n",
+    )
+    .await;
+    let target = origin.http("/trickle");
+    let (mut from_proxy, mut to_proxy) = TcpStream::connect(proxy.addr).await.unwrap().into_split();
+    to_proxy
+        .write_all(
+            format!(
+                "POST {target} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 4000\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // Stops by itself when the proxy closes the connection.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..4000 {
+            if to_proxy.write_all(b"x").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    // The trickling upload holds no one else up: a normal request while it runs.
+    let ok = curl(&["-x", &proxy.url(), "--data-binary", "hello", &target]).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+
+    let head = read_head(&mut from_proxy).await;
+    assert_eq!(status(&head), 408, "{head}");
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .expect("a Content-Length");
+    let mut body = vec![0; len];
+    tokio::time::timeout(PATIENCE, from_proxy.read_exact(&mut body))
+        .await
+        .expect("the answer's body")
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    // Said why, so the client knows it is the rate and not an idle connection.
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("minimum rate")),
+        "{answer}"
+    );
+    trickle.abort();
+
+    let m = metrics(&proxy).await;
+    assert_eq!(
+        metric(&m, "clawguard_refusals_total{class=\"body-timeout\"}"),
+        1,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "clawguard_buffered_body_bytes"), 0, "{m}");
+    // Only the normal request reached the origin.
+    let seen = origin.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body.as_ref(), b"hello");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_limit_are_refused_clearly() {
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy(dir.path(), "max_connections = 2\n", &origin.ca_pem);
+    let (origin, _dir, proxy) = origin_and_proxy("max_connections = 2\n").await;
     let _a = TcpStream::connect(proxy.addr).await.unwrap();
     let _b = TcpStream::connect(proxy.addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -267,9 +320,7 @@ async fn accept_errors_back_off_and_recover() {
     if skip_if(!have("prlimit"), "prlimit (util-linux) is missing") {
         return;
     }
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    let (origin, _dir, proxy) = origin_and_proxy("").await;
     // Leave the running proxy a handful of descriptors beyond those it holds.
     let open = std::fs::read_dir(format!("/proc/{}/fd", proxy.pid()))
         .unwrap()
@@ -320,21 +371,6 @@ async fn accept_errors_back_off_and_recover() {
 
 // ---------------------------------------------------------------------------------
 // Class 3: Argon2 is bounded, cached and throttled.
-
-fn user_line(name: &str, password: &str) -> String {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clawguard"))
-        .args(["user", "add", name])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    let _ = writeln!(child.stdin.take().unwrap(), "{password}");
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bogus_credentials_cannot_exhaust_memory_or_lock_out_a_user() {
@@ -414,9 +450,8 @@ async fn idle_upstream_connections_are_closed() {
             });
         }
     });
-    let origin = Origin::start().await; // only for its CA file
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy(dir.path(), "upstream_idle_secs = 1\n", &origin.ca_pem);
+    // The recording origin only lends the proxy its CA file here.
+    let (_origin, _dir, proxy) = origin_and_proxy("upstream_idle_secs = 1\n").await;
     let out = curl(&["-x", &proxy.url(), &format!("http://127.0.0.1:{port}/")]).await;
     assert_eq!((out.status, out.body.as_str()), (200, "ok"));
     tokio::time::timeout(PATIENCE, closed_rx.recv())
@@ -449,9 +484,7 @@ async fn connect_tls(proxy: &Proxy, port: u16) -> tokio_rustls::client::TlsStrea
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn domain_fronting_inside_a_tunnel_is_refused() {
     install_provider();
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    let (origin, _dir, proxy) = origin_and_proxy("").await;
     let port = origin.tls_addr.port();
     let mut tls = connect_tls(&proxy, port).await;
     tls.write_all(
@@ -644,9 +677,7 @@ async fn ws_open(proxy: &Proxy, port: u16, deflate: bool) -> (TcpStream, String)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unrequested_101_is_refused_and_websocket_messages_are_inspected() {
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    let (_origin, _dir, proxy) = origin_and_proxy("").await;
     let (port, seen) = ws_origin().await;
 
     // A plain GET answered by 101: no raw pipe, a 502.
@@ -759,9 +790,7 @@ async fn close_of(s: &mut TcpStream) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bypass_tunnel_carrying_plain_http_is_inspected() {
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy(dir.path(), "bypass = [\"127.0.0.1\"]\n", &origin.ca_pem);
+    let (origin, _dir, proxy) = origin_and_proxy("bypass = [\"127.0.0.1\"]\n").await;
     // What undici does for http:// URLs: CONNECT, then plain HTTP inside.
     let out = curl(&[
         "-p",
@@ -784,9 +813,7 @@ async fn a_bypass_tunnel_carrying_plain_http_is_inspected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_listeners_are_never_a_destination() {
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    let (_origin, _dir, proxy) = origin_and_proxy("").await;
     let admin = proxy.admin.unwrap();
     for url in [
         format!("http://{admin}/metrics"),
@@ -868,20 +895,9 @@ async fn audit_and_logs_carry_reasons_but_never_a_value() {
 async fn an_origin_presenting_a_ca_certificate_is_explained() {
     install_provider();
     // A self-signed CA:TRUE certificate served as the origin's own (openssl req -x509).
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let cert = params.self_signed(&key).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pem = dir.path().join("origin.pem");
-    std::fs::write(&pem, cert.pem()).unwrap();
-    let tls = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
+    let tls = origin_cert::self_signed(&pem, &["localhost"], true);
     let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
@@ -899,14 +915,7 @@ async fn an_origin_presenting_a_ca_certificate_is_explained() {
         }
     });
     let proxy = proxy(dir.path(), "", &pem);
-    let out = curl(&[
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        &format!("https://localhost:{port}/"),
-    ])
-    .await;
+    let out = proxy.curl(&[&format!("https://localhost:{port}/")]).await;
     assert_eq!(out.status, 502, "{}", out.body);
     assert!(
         out.body.contains("CA certificate (CA:TRUE) as its own")
@@ -929,9 +938,7 @@ async fn an_sni_with_a_port_falls_back_to_the_connect_authority() {
     if skip_if(!have_openssl(), "the openssl command is missing") {
         return;
     }
-    let origin = Origin::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let proxy = proxy(dir.path(), "", &origin.ca_pem);
+    let (origin, _dir, proxy) = origin_and_proxy("").await;
     let port = origin.tls_addr.port();
     // What the `hey` load generator does: SNI `host:port`.
     let mut child = command("openssl")

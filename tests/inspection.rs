@@ -113,6 +113,46 @@ fn assert_block_json(body: &str, rule: &str, category: &str, location: &str) {
     }
 }
 
+/// Refused with 403 and the JSON reason naming `rule`/`category`/`location`, and no part
+/// of `secret` in the answer's body.
+fn assert_blocked(s: &Sent, rule: &str, category: &str, location: &str, secret: &str) {
+    assert_eq!((s.out.exit, s.out.status), (0, 403), "{}", s.out.stderr);
+    assert_block_reason(&s.out.body, rule, category, location, secret);
+}
+
+/// [`assert_block_json`], and no part of `secret` in the 403 body.
+fn assert_block_reason(body: &str, rule: &str, category: &str, location: &str, secret: &str) {
+    assert_block_json(body, rule, category, location);
+    assert_no_part_of(secret, body, "the 403 body");
+}
+
+/// The two bodies the transport and client tests send, as files (every client sends
+/// them byte for byte): a chat body leaking [`AWS_KEY`], and [`tool_call_body`].
+struct Bodies {
+    leak: PathBuf,
+    pii: PathBuf,
+    /// The tool-call body as sent (compare with [`redacted`]).
+    original: String,
+    _dir: tempfile::TempDir,
+}
+
+fn bodies() -> Bodies {
+    let dir = tempfile::tempdir().unwrap();
+    let leak = write(
+        dir.path(),
+        "leak.json",
+        chat_body(&format!("key {AWS_KEY}")),
+    );
+    let original = tool_call_body();
+    let pii = write(dir.path(), "pii.json", &original);
+    Bodies {
+        leak,
+        pii,
+        original,
+        _dir: dir,
+    }
+}
+
 fn write(dir: &Path, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, data).unwrap();
@@ -204,9 +244,7 @@ async fn credential_in_json_body_is_blocked_and_never_echoed() {
     );
     for url in [origin.https("/block"), origin.http("/block")] {
         let s = post(&proxy, &body, "application/json", &[], &url).await;
-        assert_eq!((s.out.exit, s.out.status), (0, 403), "{}", s.out.stderr);
-        assert_block_json(&s.out.body, "aws-access-key-id", "credential", "body");
-        assert_no_part_of(AWS_KEY, &s.out.body, "the 403 body");
+        assert_blocked(&s, "aws-access-key-id", "credential", "body", AWS_KEY);
         assert_no_part_of(AWS_KEY, &s.headers, "the 403 headers");
         assert!(
             s.header("content-type")
@@ -490,9 +528,7 @@ async fn credential_goes_to_its_home_host_only_in_a_header() {
         &origin.http("/elsewhere"),
     )
     .await;
-    assert_eq!(s.out.status, 403, "{}", s.out.stderr);
-    assert_block_json(&s.out.body, "test-agent-key", "credential", "header");
-    assert_no_part_of(AGENT_KEY, &s.out.body, "the 403 body");
+    assert_blocked(&s, "test-agent-key", "credential", "header", AGENT_KEY);
 
     // In the body, even to its home host: content, not authentication.
     let leaked = write(
@@ -508,9 +544,7 @@ async fn credential_goes_to_its_home_host_only_in_a_header() {
         &origin.https("/home-body"),
     )
     .await;
-    assert_eq!(s.out.status, 403, "{}", s.out.stderr);
-    assert_block_json(&s.out.body, "test-agent-key", "credential", "body");
-    assert_no_part_of(AGENT_KEY, &s.out.body, "the 403 body");
+    assert_blocked(&s, "test-agent-key", "credential", "body", AGENT_KEY);
 
     let seen: Vec<String> = origin.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(seen, ["/home"]);
@@ -685,83 +719,77 @@ async fn undecodable_body_is_422_unless_fail_open() {
 // ---------------------------------------------------------------------------------
 // Other transports: h2 to the client, plain HTTP inside CONNECT
 
+/// Over one transport (`extra` curl arguments, `url` building the origin's URL): a
+/// credential in a chat body is blocked with the JSON reason and never reaches the origin;
+/// the tool-call body arrives with its personal data redacted and nothing else changed.
+/// Returns the two answers for the transport's own checks.
+async fn block_then_redact(
+    origin: &Origin,
+    proxy: &Proxy,
+    extra: &[&str],
+    url: fn(&Origin, &str) -> String,
+    (block_path, redact_path): (&str, &str),
+) -> (Sent, Sent) {
+    let b = bodies();
+    let blocked = post(
+        proxy,
+        &b.leak,
+        "application/json",
+        extra,
+        &url(origin, block_path),
+    )
+    .await;
+    assert_blocked(&blocked, "aws-access-key-id", "credential", "body", AWS_KEY);
+
+    let passed = post(
+        proxy,
+        &b.pii,
+        "application/json",
+        extra,
+        &url(origin, redact_path),
+    )
+    .await;
+    assert_eq!(
+        (passed.out.exit, passed.out.status),
+        (0, 200),
+        "{}",
+        passed.out.stderr
+    );
+    let r = origin.last(redact_path);
+    assert_eq!(std::str::from_utf8(&r.body).unwrap(), redacted(&b.original));
+    let paths: Vec<String> = origin.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, [redact_path]);
+    (blocked, passed)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inspection_inside_h2() {
     let origin = Origin::start().await;
     let proxy = Proxy::start("", &origin.ca_pem);
-    let dir = tempfile::tempdir().unwrap();
-    let leak = write(
-        dir.path(),
-        "leak.json",
-        chat_body(&format!("key {AWS_KEY}")),
-    );
-    let s = post(
+    let (blocked, passed) = block_then_redact(
+        &origin,
         &proxy,
-        &leak,
-        "application/json",
         &["--http2"],
-        &origin.https("/h2-block"),
+        Origin::https,
+        ("/h2-block", "/h2-redact"),
     )
     .await;
-    assert_eq!(s.out.status, 403, "{}", s.out.stderr);
-    assert_eq!(s.out.http_version, "2");
-    assert_block_json(&s.out.body, "aws-access-key-id", "credential", "body");
-    assert_no_part_of(AWS_KEY, &s.out.body, "the 403 body");
-
-    let original = tool_call_body();
-    let pii = write(dir.path(), "pii.json", &original);
-    let s = post(
-        &proxy,
-        &pii,
-        "application/json",
-        &["--http2"],
-        &origin.https("/h2-redact"),
-    )
-    .await;
-    assert_eq!((s.out.exit, s.out.status), (0, 200), "{}", s.out.stderr);
-    assert_eq!(s.out.http_version, "2");
-    let r = origin.last("/h2-redact");
-    assert_eq!(std::str::from_utf8(&r.body).unwrap(), redacted(&original));
-    let paths: Vec<String> = origin.requests().into_iter().map(|r| r.path).collect();
-    assert_eq!(paths, ["/h2-redact"]);
+    assert_eq!(blocked.out.http_version, "2");
+    assert_eq!(passed.out.http_version, "2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inspection_of_plain_http_inside_connect() {
     let origin = Origin::start().await;
     let proxy = Proxy::start("", &origin.ca_pem);
-    let dir = tempfile::tempdir().unwrap();
-    let leak = write(
-        dir.path(),
-        "leak.json",
-        chat_body(&format!("key {AWS_KEY}")),
-    );
-    let s = post(
+    block_then_redact(
+        &origin,
         &proxy,
-        &leak,
-        "application/json",
         &["-p"],
-        &origin.http("/tunnel-block"),
+        Origin::http,
+        ("/tunnel-block", "/tunnel-redact"),
     )
     .await;
-    assert_eq!(s.out.status, 403, "{}", s.out.stderr);
-    assert_block_json(&s.out.body, "aws-access-key-id", "credential", "body");
-
-    let original = tool_call_body();
-    let pii = write(dir.path(), "pii.json", &original);
-    let s = post(
-        &proxy,
-        &pii,
-        "application/json",
-        &["-p"],
-        &origin.http("/tunnel-redact"),
-    )
-    .await;
-    assert_eq!((s.out.exit, s.out.status), (0, 200), "{}", s.out.stderr);
-    let r = origin.last("/tunnel-redact");
-    assert_eq!(std::str::from_utf8(&r.body).unwrap(), redacted(&original));
-    let paths: Vec<String> = origin.requests().into_iter().map(|r| r.path).collect();
-    assert_eq!(paths, ["/tunnel-redact"]);
     proxy.wait_for_log("method=CONNECT").await;
 }
 
@@ -770,27 +798,12 @@ async fn inspection_of_plain_http_inside_connect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_requests_block_and_redact() {
-    let python_ok = command("python3")
-        .args(["-c", "import requests"])
-        .status()
-        .await
-        .is_ok_and(|s| s.success());
-    if skip_if(
-        !python_ok,
-        "python3 with `requests` is not installed (pip install requests)",
-    ) {
+    if skip_without_python_requests().await {
         return;
     }
     let origin = Origin::start().await;
     let proxy = Proxy::start("", &origin.ca_pem);
-    let dir = tempfile::tempdir().unwrap();
-    let leak = write(
-        dir.path(),
-        "leak.json",
-        chat_body(&format!("key {AWS_KEY}")),
-    );
-    let original = tool_call_body();
-    let pii = write(dir.path(), "pii.json", &original);
+    let b = bodies();
     // requests sends the file's bytes as given; one JSON line per response.
     let script = "import sys, json, requests\n\
         p = sys.argv[1]\n\
@@ -804,22 +817,17 @@ async fn python_requests_block_and_redact() {
             script,
             &proxy.url(),
             &origin.https("/py-block"),
-            path_str(&leak),
+            path_str(&b.leak),
             &origin.https("/py-redact"),
-            path_str(&pii),
+            path_str(&b.pii),
             &origin.http("/py-redact-plain"),
-            path_str(&pii),
+            path_str(&b.pii),
         ])
         .env("REQUESTS_CA_BUNDLE", &proxy.ca_pem)
         .output()
         .await
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = assert_success(&out);
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -827,41 +835,23 @@ async fn python_requests_block_and_redact() {
     assert_eq!(lines.len(), 3, "{stdout}");
     assert_eq!(lines[0]["status"], 403, "{stdout}");
     let blocked = lines[0]["body"].as_str().unwrap();
-    assert_block_json(blocked, "aws-access-key-id", "credential", "body");
-    assert_no_part_of(AWS_KEY, blocked, "the 403 body");
+    assert_block_reason(blocked, "aws-access-key-id", "credential", "body", AWS_KEY);
     for (i, path) in [(1, "/py-redact"), (2, "/py-redact-plain")] {
         assert_eq!(lines[i]["status"], 200, "{stdout}");
         let r = origin.last(path);
-        assert_eq!(std::str::from_utf8(&r.body).unwrap(), redacted(&original));
+        assert_eq!(std::str::from_utf8(&r.body).unwrap(), redacted(&b.original));
     }
     assert!(origin.requests().iter().all(|r| r.path != "/py-block"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_undici_block_and_redact() {
-    if skip_if(!have("node") || !have("npm"), "node/npm are not installed") {
+    let Some(node_dir) = node_client_dir().await else {
         return;
-    }
-    let node_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
-    if !node_dir.join("node_modules/undici").exists() {
-        let st = command("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&node_dir)
-            .status()
-            .await
-            .unwrap();
-        assert!(st.success(), "npm ci in tests/node failed");
-    }
+    };
     let origin = Origin::start().await;
     let proxy = Proxy::start("", &origin.ca_pem);
-    let dir = tempfile::tempdir().unwrap();
-    let leak = write(
-        dir.path(),
-        "leak.json",
-        chat_body(&format!("key {AWS_KEY}")),
-    );
-    let original = tool_call_body();
-    let pii = write(dir.path(), "pii.json", &original);
+    let b = bodies();
     let run = async |url: String, body: &Path| {
         let out = command("node")
             .arg(node_dir.join("post_body.mjs"))
@@ -876,19 +866,13 @@ async fn node_undici_block_and_redact() {
             .output()
             .await
             .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = assert_success(&out);
         serde_json::from_str::<serde_json::Value>(stdout.trim()).expect(&stdout)
     };
-    let v = run(origin.https("/node-block"), &leak).await;
+    let v = run(origin.https("/node-block"), &b.leak).await;
     assert_eq!(v["status"], 403, "{v}");
     let blocked = v["body"].as_str().unwrap();
-    assert_block_json(blocked, "aws-access-key-id", "credential", "body");
-    assert_no_part_of(AWS_KEY, blocked, "the 403 body");
+    assert_block_reason(blocked, "aws-access-key-id", "credential", "body", AWS_KEY);
     // undici sends http:// through CONNECT too (plain HTTP inside the tunnel).
     for path in ["/node-redact", "/node-redact-plain"] {
         let url = if path.ends_with("plain") {
@@ -896,10 +880,10 @@ async fn node_undici_block_and_redact() {
         } else {
             origin.https(path)
         };
-        let v = run(url, &pii).await;
+        let v = run(url, &b.pii).await;
         assert_eq!(v["status"], 200, "{v}");
         let r = origin.last(path);
-        assert_eq!(std::str::from_utf8(&r.body).unwrap(), redacted(&original));
+        assert_eq!(std::str::from_utf8(&r.body).unwrap(), redacted(&b.original));
         assert_eq!(
             r.headers["content-length"].to_str().unwrap(),
             r.body_len.to_string()

@@ -3,7 +3,8 @@
 //! test CA made here). Everything stays on loopback.
 //!
 //! Node 24 and OpenClaw are installed with npm into `target/e2e-cache/` on first use and
-//! reused afterwards (override the place with `CLAWGUARD_E2E_CACHE`). The tests skip only
+//! reused afterwards (override the place with `CLAWGUARD_E2E_CACHE`; see
+//! `tests/common/openclaw.rs`, shared with `tests/doctor.rs`). The tests skip only
 //! when npm or node is missing entirely (then they print `SKIP:`), and never under
 //! `CI=true`.
 //!
@@ -12,21 +13,16 @@
 //! nothing, and under `--lockdown` only the proxied path working.
 //! Timeouts only bound the run so it never hangs; nothing asserts on durations.
 
+mod common;
+
+use common::openclaw::{tooling, Tooling};
+use common::{run_bounded, Output};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const OPENCLAW: &str = "openclaw@2026.9.6";
-const OPENCLAW_VERSION: &str = "2026.9.6";
-/// OpenClaw 2026.9.6 needs Node >= 24.16.
-const NODE: &str = "node@24";
-const NODE_MIN: (u32, u32) = (24, 16);
-
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 /// One OpenClaw turn takes 10–30 s here; this only bounds a broken run.
 const TURN_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -46,196 +42,6 @@ const AZURE_KEY_B: &str = "VLVvGnEh0ee3ufJjNqDXKu0BMbibfTJzwgJ7IN2jTQ==";
 /// tool results itself (`LTAI5t…bY2d`); reported, not asserted.
 const ALIBABA_A: &str = "LTAI";
 const ALIBABA_B: &str = "5tQm3Hx9RkPzW7vNbY2d";
-
-// ---------------------------------------------------------------------------------------
-// Tooling: Node 24 + OpenClaw in target/e2e-cache
-
-struct Tooling {
-    /// Directory holding Node 24's `node` (first in PATH for OpenClaw).
-    node_bin: PathBuf,
-    openclaw: PathBuf,
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("CLAWGUARD_E2E_CACHE") {
-        return PathBuf::from(d);
-    }
-    // target/<profile>/clawguard → target/e2e-cache
-    let bin = Path::new(env!("CARGO_BIN_EXE_clawguard"));
-    bin.parent()
-        .and_then(Path::parent)
-        .expect("the binary lives in target/<profile>/")
-        .join("e2e-cache")
-}
-
-fn path_with(first: &Path) -> std::ffi::OsString {
-    let mut dirs = vec![first.to_path_buf()];
-    if let Some(p) = std::env::var_os("PATH") {
-        dirs.extend(std::env::split_paths(&p));
-    }
-    std::env::join_paths(dirs).expect("PATH entries are joinable")
-}
-
-fn node_version_ok(node: &Path) -> bool {
-    let Ok(out) = Command::new(node).arg("--version").output() else {
-        return false;
-    };
-    let v = String::from_utf8_lossy(&out.stdout);
-    let mut it = v.trim().trim_start_matches('v').split('.');
-    let major: u32 = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let minor: u32 = it.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    (major, minor) >= NODE_MIN
-}
-
-/// `npm install --prefix <final>` via a temporary directory renamed into place, so an
-/// interrupted install is never mistaken for a finished one.
-fn npm_install(cache: &Path, name: &str, spec: &str, path: &std::ffi::OsStr) {
-    let done = cache.join(name);
-    let tmp = cache.join(format!("{name}.tmp{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
-    eprintln!("e2e: npm install {spec} into {} …", done.display());
-    let mut cmd = Command::new("npm");
-    cmd.args([
-        "install",
-        "--no-audit",
-        "--no-fund",
-        "--loglevel=error",
-        "--prefix",
-    ])
-    .arg(&tmp)
-    .arg(spec)
-    .env("PATH", path);
-    let out = run_bounded(cmd, INSTALL_TIMEOUT, &tmp.join("npm-install.log"));
-    assert!(
-        out.code == Some(0),
-        "npm install {spec} failed ({:?}):\n{}\n{}",
-        out.code,
-        out.stdout,
-        out.stderr
-    );
-    let _ = std::fs::remove_dir_all(&done);
-    if std::fs::rename(&tmp, &done).is_err() {
-        // Another test process finished first; use its copy.
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-}
-
-fn install() -> Result<Tooling, String> {
-    if which("npm").is_none() || which("node").is_none() {
-        return Err("npm/node not installed".into());
-    }
-    let cache = cache_dir();
-    std::fs::create_dir_all(&cache).unwrap();
-    let node_bin = cache.join("node24/node_modules/.bin");
-    if !node_version_ok(&node_bin.join("node")) {
-        npm_install(
-            &cache,
-            "node24",
-            NODE,
-            &path_with(Path::new("/nonexistent")),
-        );
-        assert!(
-            node_version_ok(&node_bin.join("node")),
-            "npm install {NODE} did not give Node >= {}.{} in {}",
-            NODE_MIN.0,
-            NODE_MIN.1,
-            node_bin.display()
-        );
-    }
-    let path = path_with(&node_bin);
-    let dir = format!("openclaw-{OPENCLAW_VERSION}");
-    let openclaw = cache.join(&dir).join("node_modules/.bin/openclaw");
-    let version = |p: &Path| {
-        Command::new(p)
-            .arg("--version")
-            .env("PATH", &path)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains(OPENCLAW_VERSION))
-            .unwrap_or(false)
-    };
-    if !version(&openclaw) {
-        npm_install(&cache, &dir, OPENCLAW, &path);
-        assert!(
-            version(&openclaw),
-            "{} --version failed",
-            openclaw.display()
-        );
-    }
-    Ok(Tooling { node_bin, openclaw })
-}
-
-/// The installed tooling, or None (after printing SKIP) without npm/node. Under
-/// `CI=true` a missing npm/node fails the test: CI installs them (`.ci/run`).
-fn tooling(test: &str) -> Option<&'static Tooling> {
-    static T: OnceLock<Result<Tooling, String>> = OnceLock::new();
-    match T.get_or_init(install) {
-        Ok(t) => Some(t),
-        Err(why) => {
-            assert!(
-                !matches!(std::env::var("CI").as_deref(), Ok("true" | "1")),
-                "{test}: {why} under CI=true (.ci/run must install nodejs and npm)"
-            );
-            eprintln!("SKIP: {test}: {why}");
-            None
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Bounded child processes
-
-struct Output {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Run `cmd` in its own process group with stdout/stderr in files; kill the whole group
-/// when `limit` passes (then `code` is None).
-fn run_bounded(mut cmd: Command, limit: Duration, log_base: &Path) -> Output {
-    let out_p = log_base.with_extension("stdout");
-    let err_p = log_base.with_extension("stderr");
-    cmd.stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_p).unwrap())
-        .stderr(std::fs::File::create(&err_p).unwrap())
-        .process_group(0);
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-    let deadline = Instant::now() + limit;
-    let code = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st.code();
-        }
-        if Instant::now() > deadline {
-            kill_group(&mut child);
-            eprintln!("e2e: {cmd:?} ran past {limit:?}; killed");
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    Output {
-        code,
-        stdout: std::fs::read_to_string(&out_p).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&err_p).unwrap_or_default(),
-    }
-}
-
-fn kill_group(child: &mut Child) {
-    // SAFETY: plain kill(2) on the process group we created for this child.
-    unsafe {
-        libc::kill(-(child.id() as i32), libc::SIGKILL);
-    }
-    let _ = child.wait();
-}
 
 // ---------------------------------------------------------------------------------------
 // The fake model server
@@ -459,7 +265,7 @@ impl Scene {
             .args(command)
             .current_dir(self.dir.path().join("work"))
             .env("HOME", self.home())
-            .env("PATH", path_with(&self.tools.node_bin))
+            .env("PATH", self.tools.node_path())
             .env("NO_COLOR", "1")
             .env("FORCE_COLOR", "0")
             .env("RUST_LOG", "info");
@@ -475,7 +281,7 @@ impl Scene {
 
     fn openclaw_args(&self, message: &str) -> Vec<String> {
         vec![
-            self.tools.openclaw.display().to_string(),
+            self.tools.openclaw().display().to_string(),
             "agent".into(),
             "exec".into(),
             "--config".into(),
@@ -488,6 +294,23 @@ impl Scene {
             "--json".into(),
             message.into(),
         ]
+    }
+
+    /// One turn of the persistent OpenClaw session `session` (`openclaw agent --local`)
+    /// through `clawguard exec`.
+    fn local_turn(&self, session: &str, message: &str, tag: &str) -> Output {
+        let oc = self.tools.openclaw().display().to_string();
+        let argv = [
+            oc.as_str(),
+            "agent",
+            "--local",
+            "--session-id",
+            session,
+            "--json",
+            "-m",
+            message,
+        ];
+        self.exec(&[], &argv, tag)
     }
 
     /// One OpenClaw turn through `clawguard exec <flags>`.
@@ -778,20 +601,7 @@ fn a_blocked_tool_result_does_not_poison_the_session() {
     };
     let scene = Scene::new(tools);
     let session = "e2e-session";
-    let local_turn = |message: &str, tag: &str| {
-        let oc = scene.tools.openclaw.display().to_string();
-        let argv = [
-            oc.as_str(),
-            "agent",
-            "--local",
-            "--session-id",
-            session,
-            "--json",
-            "-m",
-            message,
-        ];
-        scene.exec(&[], &argv, tag)
-    };
+    let local_turn = |message: &str, tag: &str| scene.local_turn(session, message, tag);
     let out = local_turn(&exec_message(&leaking_command()), "poison-1");
     assert!(format!("{}{}", out.stdout, out.stderr).contains("Blocked by ClawGuard"));
     let out = local_turn("hello again, nothing secret here", "poison-2");
@@ -837,7 +647,7 @@ fn openclaw_proxy_validate_passes_inside_the_lockdown() {
     };
     let scene = Scene::new(tools);
     let models = format!("{}/models", scene.fake.base_url());
-    let oc = tools.openclaw.display().to_string();
+    let oc = tools.openclaw().display().to_string();
     let out = scene.exec(
         &["--lockdown"],
         &[
@@ -1041,20 +851,7 @@ fn a_credential_in_a_tool_result_is_pseudonymized_and_the_session_continues() {
     let scene = Scene::new(tools);
     pseudonymizing(&scene);
     let session = "e2e-pseudo-session";
-    let local_turn = |message: &str, tag: &str| {
-        let oc = scene.tools.openclaw.display().to_string();
-        let argv = [
-            oc.as_str(),
-            "agent",
-            "--local",
-            "--session-id",
-            session,
-            "--json",
-            "-m",
-            message,
-        ];
-        scene.exec(&[], &argv, tag)
-    };
+    let local_turn = |message: &str, tag: &str| scene.local_turn(session, message, tag);
     let out = local_turn(&exec_message(&leaking_command()), "pseudo-tool-1");
     assert_eq!(out.code, Some(0), "the turn with the tool result completes");
     assert!(!format!("{}{}", out.stdout, out.stderr).contains("Blocked by ClawGuard"));

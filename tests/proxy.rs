@@ -37,17 +37,9 @@ async fn connect_tls_is_intercepted_with_our_ca() {
     let origin = Origin::start().await;
     let proxy = proxy_for(&origin);
     // Trusting only the proxy's CA works: the client saw our leaf, not the origin's.
-    let out = curl(&[
-        "--http1.1",
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        "-d",
-        "{\"a\":1}",
-        &origin.https("/tls"),
-    ])
-    .await;
+    let out = proxy
+        .curl(&["--http1.1", "-d", "{\"a\":1}", &origin.https("/tls")])
+        .await;
     assert_eq!((out.exit, out.status), (0, 200), "{}", out.stderr);
     assert_eq!(out.http_version, "1.1");
     let r = origin.last("/tls");
@@ -68,19 +60,16 @@ async fn connect_tls_is_intercepted_with_our_ca() {
 async fn h2_to_the_client() {
     let origin = Origin::start().await;
     let proxy = proxy_for(&origin);
-    let out = curl(&[
-        "--http2",
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        "-H",
-        "Cookie: a=1",
-        "-H",
-        "Cookie: b=2",
-        &origin.https("/h2"),
-    ])
-    .await;
+    let out = proxy
+        .curl(&[
+            "--http2",
+            "-H",
+            "Cookie: a=1",
+            "-H",
+            "Cookie: b=2",
+            &origin.https("/h2"),
+        ])
+        .await;
     assert_eq!((out.exit, out.status), (0, 200), "{}", out.stderr);
     assert_eq!(out.http_version, "2");
     let r = origin.last("/h2");
@@ -116,14 +105,7 @@ async fn bypassed_host_gets_a_blind_tunnel() {
     assert_eq!((out.exit, out.status), (0, 200), "{}", out.stderr);
     assert!(out.stderr.contains(ORIGIN_CA_CN), "{}", out.stderr);
     origin.last("/bypassed");
-    let out = curl(&[
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        &origin.https("/bypassed"),
-    ])
-    .await;
+    let out = proxy.curl(&[&origin.https("/bypassed")]).await;
     assert_eq!(out.exit, 60, "{}", out.stderr);
     assert!(!proxy.log().contains("minted leaf"));
 }
@@ -146,14 +128,7 @@ async fn refused_upstream_is_502_json() {
     let out = curl(&["-x", &proxy.url(), &format!("http://127.0.0.1:{port}/")]).await;
     assert_eq!(out.status, 502, "{}", out.stderr);
     assert_json_error(&out.body);
-    let out = curl(&[
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        &format!("https://127.0.0.1:{port}/"),
-    ])
-    .await;
+    let out = proxy.curl(&[&format!("https://127.0.0.1:{port}/")]).await;
     assert_eq!(out.status, 502, "{}", out.stderr);
     assert_json_error(&out.body);
 }
@@ -187,41 +162,58 @@ async fn malformed_and_origin_form_requests_are_400() {
     assert!(origin.requests().is_empty());
 }
 
+/// `curl -N` reading the origin's `/sse` through the proxy (intercepted HTTPS).
+struct SseStream {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl SseStream {
+    fn open(proxy: &Proxy, origin: &Origin) -> SseStream {
+        let mut child = command("curl")
+            .args([
+                "-sS",
+                "-N",
+                "--max-time",
+                "60",
+                "-x",
+                &proxy.url(),
+                "--cacert",
+            ])
+            .arg(&proxy.ca_pem)
+            .arg(origin.https("/sse"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        SseStream { child, lines }
+    }
+
+    /// The next `data:` line, as soon as it arrives.
+    async fn next_data(&mut self) -> String {
+        loop {
+            let line = tokio::time::timeout(PATIENCE, self.lines.next_line())
+                .await
+                .expect("an event arrived (a buffering proxy would stall here)")
+                .unwrap()
+                .expect("stream still open");
+            if line.starts_with("data:") {
+                return line;
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_events_arrive_one_by_one() {
     let origin = Origin::start().await;
     let proxy = proxy_for(&origin);
-    let mut child = command("curl")
-        .args([
-            "-sS",
-            "-N",
-            "--max-time",
-            "60",
-            "-x",
-            &proxy.url(),
-            "--cacert",
-        ])
-        .arg(&proxy.ca_pem)
-        .arg(origin.https("/sse"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next_data = async || loop {
-        let line = tokio::time::timeout(PATIENCE, lines.next_line())
-            .await
-            .expect("an event arrived (a buffering proxy would stall here)")
-            .unwrap()
-            .expect("stream still open");
-        if line.starts_with("data:") {
-            return line;
-        }
-    };
+    let mut sse = SseStream::open(&proxy, &origin);
     // The origin holds event two back until we have seen event one through the proxy.
-    assert_eq!(next_data().await, "data: one");
+    assert_eq!(sse.next_data().await, "data: one");
     origin.sse_gate.notify_one();
-    assert_eq!(next_data().await, "data: two");
-    assert!(child.wait().await.unwrap().success());
+    assert_eq!(sse.next_data().await, "data: two");
+    assert!(sse.child.wait().await.unwrap().success());
 }
 
 fn upload_file(dir: &std::path::Path) -> (std::path::PathBuf, [u8; 32]) {
@@ -255,18 +247,15 @@ async fn ten_megabyte_upload_arrives_byte_identical() {
             ("/upload-tls", origin.https("/upload-tls")),
             ("/upload-plain", origin.http("/upload-plain")),
         ] {
-            let out = curl(&[
-                "-x",
-                &proxy.url(),
-                "--cacert",
-                path_str(&proxy.ca_pem),
-                "-H",
-                "Content-Type: application/octet-stream",
-                "--data-binary",
-                &data_arg,
-                &url,
-            ])
-            .await;
+            let out = proxy
+                .curl(&[
+                    "-H",
+                    "Content-Type: application/octet-stream",
+                    "--data-binary",
+                    &data_arg,
+                    &url,
+                ])
+                .await;
             assert_eq!((out.exit, out.status), (0, 200), "{config}: {}", out.stderr);
             let r = origin.last(path);
             assert_eq!(r.body_len, 10 * 1024 * 1024, "{config}");
@@ -370,15 +359,7 @@ async fn concurrent_first_requests_mint_one_leaf() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_requests_through_the_proxy() {
-    let python_ok = command("python3")
-        .args(["-c", "import requests"])
-        .status()
-        .await
-        .is_ok_and(|s| s.success());
-    if skip_if(
-        !python_ok,
-        "python3 with `requests` not installed (pip install requests)",
-    ) {
+    if skip_without_python_requests().await {
         return;
     }
     let origin = Origin::start().await;
@@ -400,12 +381,7 @@ async fn python_requests_through_the_proxy() {
         .output()
         .await
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = assert_success(&out);
     assert_eq!(stdout, "200 origin ok\n200 origin ok\n");
     assert_eq!(origin.last("/py-tls").body_len, 10);
     assert_eq!(origin.last("/py-plain").method, "POST");
@@ -413,19 +389,9 @@ async fn python_requests_through_the_proxy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_undici_proxy_agent_through_the_proxy() {
-    if skip_if(!have("node") || !have("npm"), "node/npm not installed") {
+    let Some(dir) = node_client_dir().await else {
         return;
-    }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
-    if !dir.join("node_modules/undici").exists() {
-        let st = command("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .await
-            .unwrap();
-        assert!(st.success(), "npm ci in tests/node failed");
-    }
+    };
     let origin = Origin::start().await;
     let proxy = proxy_for(&origin);
     let out = command("node")
@@ -440,12 +406,7 @@ async fn node_undici_proxy_agent_through_the_proxy() {
         .output()
         .await
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = assert_success(&out);
     assert_eq!(stdout, "200 origin ok\n200 origin ok\n");
     assert_eq!(origin.last("/node-tls").body_len, 23);
     // undici sends http:// through CONNECT too; the proxy served it inside the tunnel.
@@ -460,14 +421,7 @@ async fn silent_upstream_is_504_json() {
     let out = curl(&["-x", &proxy.url(), &origin.http("/hang")]).await;
     assert_eq!(out.status, 504, "{}", out.stderr);
     assert_json_error(&out.body);
-    let out = curl(&[
-        "-x",
-        &proxy.url(),
-        "--cacert",
-        path_str(&proxy.ca_pem),
-        &origin.https("/hang"),
-    ])
-    .await;
+    let out = proxy.curl(&[&origin.https("/hang")]).await;
     assert_eq!(out.status, 504, "{}", out.stderr);
     assert_json_error(&out.body);
 }
@@ -519,41 +473,16 @@ fn ca_init_and_path_commands() {
 async fn sigterm_lets_in_flight_streams_finish() {
     let origin = Origin::start().await;
     let mut proxy = proxy_for(&origin);
-    let mut child = command("curl")
-        .args([
-            "-sS",
-            "-N",
-            "--max-time",
-            "60",
-            "-x",
-            &proxy.url(),
-            "--cacert",
-        ])
-        .arg(&proxy.ca_pem)
-        .arg(origin.https("/sse"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next_data = async || loop {
-        let line = tokio::time::timeout(PATIENCE, lines.next_line())
-            .await
-            .expect("an event arrived")
-            .unwrap()
-            .expect("stream still open");
-        if line.starts_with("data:") {
-            return line;
-        }
-    };
-    assert_eq!(next_data().await, "data: one");
+    let mut sse = SseStream::open(&proxy, &origin);
+    assert_eq!(sse.next_data().await, "data: one");
     proxy.terminate();
     // Logged once the listener is closed (not probed by connecting: a parallel test could
     // already have been given the freed port).
     proxy.wait_for_log("shutting down").await;
     // The stream in flight still completes.
     origin.sse_gate.notify_one();
-    assert_eq!(next_data().await, "data: two");
-    assert!(child.wait().await.unwrap().success());
+    assert_eq!(sse.next_data().await, "data: two");
+    assert!(sse.child.wait().await.unwrap().success());
     assert!(proxy.wait_exit().await.success(), "{}", proxy.log());
 }
 

@@ -12,7 +12,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{curl, Proxy};
+use common::{curl, metrics, user_line, Proxy};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -242,11 +242,6 @@ fn chat(stream: bool) -> Value {
     json!({"model": "m", "stream": stream, "messages": [
         {"role": "system", "content": "You are helpful."},
         {"role": "user", "content": user_text()}]})
-}
-
-async fn metrics(proxy: &Proxy) -> String {
-    let admin = proxy.admin.expect("started with --admin");
-    curl(&[&format!("http://{admin}/metrics")]).await.body
 }
 
 fn assert_no_values(seen: &str) {
@@ -481,18 +476,4 @@ async fn scopes_are_per_user() {
         .map(|(i, _)| &seen[i..i + 22])
         .collect();
     assert_eq!(distinct.len(), 2, "alice's and bob's: {distinct:?}");
-}
-
-fn user_line(name: &str, password: &str) -> String {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clawguard"))
-        .args(["user", "add", name])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _ = writeln!(child.stdin.take().unwrap(), "{password}");
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }

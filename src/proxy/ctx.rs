@@ -8,7 +8,6 @@ use super::respond::BodyFilter;
 use super::state::{Live, ProxyState};
 use crate::audit::AuditFinding;
 use crate::detect::engine::Inspection;
-use crate::detect::policy::Decision;
 use crate::detect::rules::Action;
 use http::uri::{PathAndQuery, Uri};
 use http::Method;
@@ -203,15 +202,12 @@ impl RequestCtx {
             "pseudonymize" | "would-pseudonymize" => 1,
             _ => 0,
         };
-        let decision = match (r.decision, self.dry_run) {
-            (Decision::Allow, _) => "allow",
-            (Decision::Block, false) => "block",
-            (Decision::Redact, false) => "redact",
-            (Decision::Block, true) => "would-block",
-            (Decision::Redact, true) => "would-redact",
-            (Decision::Pseudonymize, false) => "pseudonymize",
-            (Decision::Pseudonymize, true) => "would-pseudonymize",
+        let mode = if self.dry_run {
+            crate::config::Mode::DryRun
+        } else {
+            crate::config::Mode::Enforce
         };
+        let decision = crate::audit::decision_label(r.decision, mode);
         if rank(decision) >= rank(self.record.decision) {
             self.record.decision = decision;
         }

@@ -3,8 +3,13 @@
 //! Everything stays on loopback.
 #![allow(dead_code)]
 
+pub mod launch;
+pub mod netns;
 pub mod openclaw;
+pub mod origin_cert;
 pub mod squid;
+
+use origin_cert::{origin_cert, OriginCert};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Version};
@@ -13,10 +18,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 use std::convert::Infallible;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -73,28 +78,11 @@ impl Origin {
     pub async fn start() -> Origin {
         install_provider();
         let dir = tempfile::tempdir().unwrap();
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::default();
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, ORIGIN_CA_CN);
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let ca_pem = dir.path().join("origin-ca.pem");
-        std::fs::write(&ca_pem, ca_cert.pem()).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
-            .unwrap()
-            .signed_by(&leaf_key, &issuer)
-            .unwrap();
-        let mut tls = rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-            )
-            .unwrap();
+        let OriginCert {
+            ca_pem,
+            server: mut tls,
+            ..
+        } = origin_cert(dir.path(), ORIGIN_CA_CN, &["localhost", "127.0.0.1"]);
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
 
@@ -344,21 +332,11 @@ impl Proxy {
         let cfg = dir.path().join("config.toml");
         std::fs::write(&cfg, config).unwrap();
         let ca_dir = ca_dir.map_or_else(|| dir.path().join("ca"), Path::to_path_buf);
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clawguard"));
-        cmd.args([subcommand, "--listen", "127.0.0.1:0", "--config"])
-            .arg(&cfg)
-            .arg("--ca-dir")
-            .arg(&ca_dir);
-        if !upstream_ca.as_os_str().is_empty() {
-            cmd.arg("--upstream-ca").arg(upstream_ca);
-        }
-        let mut child = cmd
-            .arg("--allow-root")
+        let upstream_ca = (!upstream_ca.as_os_str().is_empty()).then_some(upstream_ca);
+        let bin = OsStr::new(env!("CARGO_BIN_EXE_clawguard"));
+        let mut child = launch::clawguard(bin, subcommand, &cfg, &ca_dir, upstream_ca)
             .args(extra)
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
             .spawn()
             .expect("start clawguard");
         let stderr = child.stderr.take().unwrap();
@@ -403,6 +381,14 @@ impl Proxy {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// [`curl`] through this proxy trusting its CA: `curl -x PROXY --cacert CA ARGS…`.
+    pub async fn curl(&self, args: &[&str]) -> CurlOut {
+        let url = self.url();
+        let mut all = vec!["-x", &url, "--cacert", path_str(&self.ca_pem)];
+        all.extend_from_slice(args);
+        curl(&all).await
     }
 
     pub fn log(&self) -> String {
@@ -608,8 +594,145 @@ pub fn skip_if(missing: bool, what: &str) -> bool {
     true
 }
 
+/// `DIR/rules/test.toml` holding `pack`, a rule pack of the test's own (so the test does
+/// not depend on the built-in packs' wording); returns the directory (`--rules`,
+/// `rules_dir`).
+pub fn rules_dir_with(dir: &Path, pack: &str) -> PathBuf {
+    let d = dir.join("rules");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("test.toml"), pack).unwrap();
+    d
+}
+
+/// The proxy's `/metrics` text (it must have been started with `--admin`).
+pub async fn metrics(proxy: &Proxy) -> String {
+    let admin = proxy.admin.expect("started with --admin");
+    let out = curl(&[&format!("http://{admin}/metrics")]).await;
+    assert_eq!(out.status, 200);
+    out.body
+}
+
+/// The value of `name` (with its labels, as rendered) in `/metrics` text; 0 when absent.
+pub fn metric(m: &str, name: &str) -> u64 {
+    m.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A `[users]` line for `name` with `password`, made by `clawguard user add` (the password
+/// on stdin, as an operator types it).
+pub fn user_line(name: &str, password: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clawguard"))
+        .args(["user", "add", name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _ = writeln!(child.stdin.take().unwrap(), "{password}");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Skip (`true`, after printing `SKIP:`) without python3 and its `requests` package; under
+/// CI that fails the test instead.
+pub async fn skip_without_python_requests() -> bool {
+    let ok = command("python3")
+        .args(["-c", "import requests"])
+        .status()
+        .await
+        .is_ok_and(|s| s.success());
+    skip_if(
+        !ok,
+        "python3 with `requests` is not installed (pip install requests)",
+    )
+}
+
+/// `tests/node` with its npm dependencies (undici) installed; `None` (after printing
+/// `SKIP:`) without node/npm, a failure under CI.
+pub async fn node_client_dir() -> Option<PathBuf> {
+    if skip_if(!have("node") || !have("npm"), "node/npm are not installed") {
+        return None;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    if !dir.join("node_modules/undici").exists() {
+        let st = command("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .await
+            .unwrap();
+        assert!(st.success(), "npm ci in tests/node failed");
+    }
+    Some(dir)
+}
+
+/// A child that must have succeeded (if not, the test fails showing both its streams);
+/// returns its stdout.
+pub fn assert_success(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Whether this test process runs as root (CI does).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// What a bounded child left behind (see [`run_bounded`]).
+pub struct Output {
+    /// `None` when it was killed at the limit (or died by a signal).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run `cmd` in its own process group with stdout/stderr in files beside `log_base`;
+/// kill the whole group when `limit` passes (then `code` is `None`). The limit only keeps
+/// a broken run from hanging the test; nothing asserts on durations.
+pub fn run_bounded(mut cmd: std::process::Command, limit: Duration, log_base: &Path) -> Output {
+    use std::os::unix::process::CommandExt;
+    let out_p = log_base.with_extension("stdout");
+    let err_p = log_base.with_extension("stderr");
+    cmd.stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_p).unwrap())
+        .stderr(std::fs::File::create(&err_p).unwrap())
+        .process_group(0);
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let deadline = std::time::Instant::now() + limit;
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if std::time::Instant::now() > deadline {
+            kill_group(&mut child);
+            eprintln!("{cmd:?} ran past {limit:?}; killed");
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    Output {
+        code,
+        stdout: std::fs::read_to_string(&out_p).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err_p).unwrap_or_default(),
+    }
+}
+
+/// SIGKILL the process group `child` leads (spawned with `process_group(0)`), then reap it.
+pub fn kill_group(child: &mut std::process::Child) {
+    // SAFETY: plain kill(2) on the process group we created for this child.
+    unsafe {
+        libc::kill(-(child.id() as i32), libc::SIGKILL);
+    }
+    let _ = child.wait();
 }

@@ -1,16 +1,21 @@
 //! A real OpenClaw for tests: Node 24 and OpenClaw installed with npm into
-//! `target/e2e-cache/` (the same place and versions `tests/openclaw_e2e.rs` uses, so one
-//! install serves both), or `CLAWGUARD_E2E_CACHE`. Under `CI=true` a missing npm fails.
+//! `target/e2e-cache/` (one install serves every test binary), or `CLAWGUARD_E2E_CACHE`.
+//! Without npm/node the tests skip (after printing `SKIP:`), except under `CI=true`,
+//! where that fails them; an install that fails or runs past its bound always fails.
 
+use super::{run_bounded, Output};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 pub const OPENCLAW_VERSION: &str = "2026.9.6";
 const OPENCLAW: &str = "openclaw@2026.9.6";
 const NODE: &str = "node@24";
 /// OpenClaw 2026.9.6 needs Node >= 24.16.
 const NODE_MIN: (u32, u32) = (24, 16);
+/// Only bounds a broken install (a hung registry); a normal one takes a few minutes.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(900);
 
 pub struct Tooling {
     /// Directory holding Node 24's `node` (first on PATH for OpenClaw).
@@ -28,6 +33,11 @@ impl Tooling {
     pub fn path(&self) -> std::ffi::OsString {
         path_with(&[&self.openclaw_bin, &self.node_bin])
     }
+
+    /// PATH with Node 24 first (OpenClaw itself is run by its full path).
+    pub fn node_path(&self) -> std::ffi::OsString {
+        path_with(&[&self.node_bin])
+    }
 }
 
 fn which(name: &str) -> bool {
@@ -39,7 +49,12 @@ fn cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("CLAWGUARD_E2E_CACHE") {
         return PathBuf::from(d);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-cache")
+    // target/<profile>/clawguard → target/e2e-cache (follows CARGO_TARGET_DIR).
+    Path::new(env!("CARGO_BIN_EXE_clawguard"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("the binary lives in target/<profile>/")
+        .join("e2e-cache")
 }
 
 pub fn path_with(first: &[&Path]) -> std::ffi::OsString {
@@ -62,45 +77,45 @@ fn node_ok(node: &Path) -> bool {
 }
 
 /// `npm install --prefix` into a temporary directory renamed into place, so an
-/// interrupted install is never taken for a finished one.
-fn npm_install(cache: &Path, name: &str, spec: &str, path: &std::ffi::OsStr) -> Result<(), String> {
+/// interrupted install is never taken for a finished one. Panics when npm fails.
+fn npm_install(cache: &Path, name: &str, spec: &str, path: &std::ffi::OsStr) {
     let done = cache.join(name);
     let tmp = cache.join(format!("{name}.tmp{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&tmp).unwrap();
     eprintln!("npm install {spec} into {} …", done.display());
-    let out = Command::new("npm")
-        .args([
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-            "--prefix",
-        ])
-        .arg(&tmp)
-        .arg(spec)
-        .env("PATH", path)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "npm install {spec}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
+    let mut cmd = Command::new("npm");
+    cmd.args([
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+        "--prefix",
+    ])
+    .arg(&tmp)
+    .arg(spec)
+    .env("PATH", path);
+    let out: Output = run_bounded(cmd, INSTALL_TIMEOUT, &tmp.join("npm-install.log"));
+    assert!(
+        out.code == Some(0),
+        "npm install {spec} failed ({:?}):\n{}\n{}",
+        out.code,
+        out.stdout,
+        out.stderr
+    );
     let _ = std::fs::remove_dir_all(&done);
     if std::fs::rename(&tmp, &done).is_err() {
-        let _ = std::fs::remove_dir_all(&tmp); // another process finished first
+        let _ = std::fs::remove_dir_all(&tmp); // another process finished first; use its copy
     }
-    Ok(())
 }
 
+/// `Err` only when npm/node are missing; a failed install panics.
 fn install() -> Result<Tooling, String> {
     if !which("npm") || !which("node") {
         return Err("npm/node not installed".into());
     }
     let cache = cache_dir();
-    std::fs::create_dir_all(&cache).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&cache).unwrap();
     let node_bin = cache.join("node24/node_modules/.bin");
     if !node_ok(&node_bin.join("node")) {
         npm_install(
@@ -108,41 +123,45 @@ fn install() -> Result<Tooling, String> {
             "node24",
             NODE,
             &path_with(&[Path::new("/nonexistent")]),
-        )?;
+        );
+        assert!(
+            node_ok(&node_bin.join("node")),
+            "npm install {NODE} did not give Node >= {}.{} in {}",
+            NODE_MIN.0,
+            NODE_MIN.1,
+            node_bin.display()
+        );
     }
-    let openclaw_bin = cache.join(format!("openclaw-{OPENCLAW_VERSION}/node_modules/.bin"));
+    let dir = format!("openclaw-{OPENCLAW_VERSION}");
     let t = Tooling {
+        openclaw_bin: cache.join(&dir).join("node_modules/.bin"),
         node_bin,
-        openclaw_bin,
     };
     let version_ok = || {
         Command::new(t.openclaw())
             .arg("--version")
-            .env("PATH", t.path())
+            .env("PATH", t.node_path())
             .output()
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(OPENCLAW_VERSION))
     };
     if !version_ok() {
-        npm_install(
-            &cache,
-            &format!("openclaw-{OPENCLAW_VERSION}"),
-            OPENCLAW,
-            &path_with(&[&t.node_bin]),
-        )?;
-        if !version_ok() {
-            return Err(format!("{} --version failed", t.openclaw().display()));
-        }
+        npm_install(&cache, &dir, OPENCLAW, &t.node_path());
+        assert!(version_ok(), "{} --version failed", t.openclaw().display());
     }
     Ok(t)
 }
 
-/// The installed tooling; `None` (after SKIP) without npm/node, a failure under CI.
+/// The installed tooling; `None` (after printing `SKIP:`) without npm/node. Under
+/// `CI=true` a missing npm/node fails the test: CI installs them (`.ci/run`).
 pub fn tooling(test: &str) -> Option<&'static Tooling> {
     static T: OnceLock<Result<Tooling, String>> = OnceLock::new();
     match T.get_or_init(install) {
         Ok(t) => Some(t),
         Err(why) => {
-            assert!(!super::in_ci(), "{test}: {why} under CI=true");
+            assert!(
+                !super::in_ci(),
+                "{test}: {why} under CI=true (.ci/run must install nodejs and npm)"
+            );
             eprintln!("SKIP: {test}: {why}");
             None
         }

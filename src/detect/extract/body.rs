@@ -78,6 +78,18 @@ impl Origin<'_> {
         }
     }
 
+    /// `start..end` of the buffer as one atomic span of the source: for decoded bytes that
+    /// cannot be mapped back one by one (base64, decompression).
+    fn whole(&self, start: usize, end: usize) -> OffsetMap {
+        match self {
+            Origin::Raw(base) => OffsetMap::whole(base + start, end - start),
+            Origin::Mapped(m) => {
+                let (a, b) = m.raw_span(start, end);
+                OffsetMap::whole(a, b - a)
+            }
+        }
+    }
+
     /// The buffer's range in the source, when it is a slice of it.
     fn doc(&self, len: usize) -> Option<(usize, usize)> {
         match self {
@@ -276,6 +288,7 @@ impl Reader<'_> {
                     map,
                     &inner,
                     &with(prefix, &[Layer::Charset(wide.name())]),
+                    false,
                     depth,
                 );
                 // The bytes as they are too: a binary file may merely start like UTF-16.
@@ -374,6 +387,7 @@ impl Reader<'_> {
     }
 
     /// Read a buffer decoded here (owned): its segments own their views.
+    #[allow(clippy::too_many_arguments)] // `read`'s arguments, for a buffer it owns
     fn read_owned<'d>(
         &mut self,
         out: &mut Vec<Segment<'d>>,
@@ -381,6 +395,7 @@ impl Reader<'_> {
         map: OffsetMap,
         ct: &ContentType<'_>,
         prefix: &[Layer],
+        redactable: bool,
         depth: usize,
     ) {
         let mut local: Vec<Segment<'_>> = Vec::new();
@@ -390,7 +405,7 @@ impl Reader<'_> {
             Origin::Mapped(&map),
             ct,
             prefix,
-            false,
+            redactable,
             depth + 1,
         );
         out.extend(local.into_iter().map(Segment::into_owned));
@@ -409,7 +424,15 @@ impl Reader<'_> {
             if self.budget.take(plain.len()) {
                 let map = origin.map(OffsetMap::whole(0, data.len()), plain.len());
                 let layers = with(prefix, &[Layer::Decompressed(c.name())]);
-                self.read_owned(out, plain, map, &ContentType::parse(None), &layers, depth);
+                self.read_owned(
+                    out,
+                    plain,
+                    map,
+                    &ContentType::parse(None),
+                    &layers,
+                    false,
+                    depth,
+                );
             }
         } else if self.budget.left() == 0 {
             self.budget.exceeded = true;
@@ -510,53 +533,27 @@ impl Reader<'_> {
             }
             let ct = ContentType::parse(headers.content_type.as_deref());
             let layers = with(prefix, &[layer]);
-            let whole = match origin {
-                Origin::Raw(base) => OffsetMap::whole(base + part.body.0, body.len()),
-                Origin::Mapped(m) => {
-                    let (a, b) = m.raw_span(part.body.0, part.body.1);
-                    OffsetMap::whole(a, b - a)
-                }
-            };
-            match headers.transfer_encoding.as_deref() {
-                Some("base64") => {
-                    if let Some(decoded) = crate::detect::layers::base64_decode(body) {
-                        if self.budget.take(decoded.len()) {
-                            let mut local = Vec::new();
-                            let l = with(&layers, &[Layer::Base64]);
-                            self.read(
-                                &mut local,
-                                &decoded,
-                                Origin::Mapped(&whole),
-                                &ct,
-                                &l,
-                                redactable,
-                                depth + 1,
-                            );
-                            out.extend(local.into_iter().map(Segment::into_owned));
-                        }
-                    }
-                    // The encoded text is scanned as well (a value may sit there as is).
-                    out.push(text_seg(Layer::Part { index, name: None }, part.body));
-                }
+            let encoding = headers.transfer_encoding.as_deref();
+            let decoded = match encoding {
+                Some("base64") => crate::detect::layers::base64_decode(body)
+                    .map(|d| (origin.whole(part.body.0, part.body.1), d, Layer::Base64)),
                 Some("quoted-printable") => {
-                    let (decoded, local_map) = crate::detect::layers::quoted_printable(body);
-                    let map = slice_map(part.body);
-                    let map = local_map.compose(decoded.len(), &map);
-                    if self.budget.take(decoded.len()) {
-                        let mut local = Vec::new();
-                        let l = with(&layers, &[Layer::QuotedPrintable]);
-                        self.read(
-                            &mut local,
-                            &decoded,
-                            Origin::Mapped(&map),
-                            &ct,
-                            &l,
-                            redactable,
-                            depth + 1,
-                        );
-                        out.extend(local.into_iter().map(Segment::into_owned));
-                    }
+                    let (d, local_map) = crate::detect::layers::quoted_printable(body);
+                    let map = local_map.compose(d.len(), &slice_map(part.body));
+                    Some((map, d, Layer::QuotedPrintable))
                 }
+                _ => None,
+            };
+            if let Some((map, decoded, layer)) = decoded {
+                if self.budget.take(decoded.len()) {
+                    let l = with(&layers, &[layer]);
+                    self.read_owned(out, decoded, map, &ct, &l, redactable, depth);
+                }
+            }
+            match encoding {
+                // The encoded text is scanned as well (a value may sit there as is).
+                Some("base64") => out.push(text_seg(Layer::Part { index, name: None }, part.body)),
+                Some("quoted-printable") => {}
                 _ => {
                     self.read(
                         out,
@@ -634,13 +631,7 @@ impl Reader<'_> {
                     continue;
                 };
                 if self.budget.take(plain.len()) {
-                    let whole = match msg_origin {
-                        Origin::Raw(base) => OffsetMap::whole(base, msg.len()),
-                        Origin::Mapped(m) => {
-                            let (a, b) = m.raw_span(0, msg.len());
-                            OffsetMap::whole(a, b - a)
-                        }
-                    };
+                    let whole = msg_origin.whole(0, msg.len());
                     let name: &'static str = match coding.trim().to_ascii_lowercase().as_str() {
                         "deflate" => "deflate",
                         "br" => "br",
@@ -648,7 +639,15 @@ impl Reader<'_> {
                         _ => "gzip",
                     };
                     let l = with(&layers, &[Layer::Decompressed(name)]);
-                    self.read_owned(out, plain, whole, &ContentType::parse(None), &l, depth);
+                    self.read_owned(
+                        out,
+                        plain,
+                        whole,
+                        &ContentType::parse(None),
+                        &l,
+                        false,
+                        depth,
+                    );
                 }
             } else {
                 self.read(
