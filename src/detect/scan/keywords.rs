@@ -1,31 +1,41 @@
 //! Where the rules' keywords occur in a haystack: every occurrence of every keyword,
 //! overlapping ones included.
 //!
-//! One Aho-Corasick DFA (the `aho-corasick` crate) over all keywords and their case
-//! forms. Walking a DFA costs one table load per byte that depends on the load before
-//! it, so a single walk runs at the latency of L1, not its throughput (~5 cycles a byte
-//! here, whatever the table's size; with ~400 keywords it was the largest cost of a
-//! scan). The haystack is therefore cut into [`LANES`] stretches walked in lock-step:
-//! their loads do not depend on each other and overlap in the pipeline. Hand-written
-//! because the crate's iterators walk one stretch at a time; the automaton is the
-//! crate's, driven through its public `Automaton` trait. (A regex-automata dense DFA
-//! walks in fewer instructions but took 1.3 s to build for these keywords, at every
-//! start.)
+//! The automaton is the `aho-corasick` crate's DFA over all keywords and their case forms
+//! (Standard semantics: each state lists every keyword ending there). Walking a DFA costs
+//! one table load per byte that depends on the load before it, so a single walk runs at
+//! the latency of L1, not its throughput (~5 cycles a byte here, whatever the table's
+//! size; with ~400 keywords it was the largest cost of a scan). Two things are ours:
+//! - the haystack is cut into four stretches walked in lock-step, whose loads do not
+//!   depend on each other and overlap in the pipeline (the crate's iterators walk one);
+//! - the walk reads a flat copy of the crate's transitions (byte → class → next state,
+//!   match states numbered last): one compare tells "no match in any lane", where the
+//!   crate's `Automaton` trait costs a few more instructions per byte.
+//!
+//! (A regex-automata dense DFA walks in fewer instructions too but took 1.3 s to build for
+//! these keywords, at every start.)
 
-use aho_corasick::automaton::Automaton;
+use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind, StartKind};
-
-/// Stretches walked at once. Four hide most of the load latency; more gave nothing
-/// measurable (`cargo bench --bench scan`).
-const LANES: usize = 4;
+use std::collections::HashMap;
 
 /// Below this many bytes per lane one walk is as fast.
 const MIN_LANE: usize = 4096;
 
-/// A keyword automaton.
+/// A keyword automaton, flattened for the walk.
 pub(super) struct Keywords {
-    dfa: DFA,
+    /// Next state, indexed by `state + class[byte]`; states are premultiplied by the
+    /// number of classes.
+    next: Vec<u32>,
+    class: [u8; 256],
+    start: u32,
+    /// States at or above this one end a keyword.
+    first_match: u32,
+    /// For each match state (`(state - first_match) / classes`): `(pattern, length)` of
+    /// every keyword ending there.
+    matches: Vec<Vec<(u32, u32)>>,
+    classes: u32,
     longest: usize,
 }
 
@@ -36,55 +46,121 @@ impl Keywords {
             return Ok(None);
         }
         // Case-sensitive on purpose (ASCII case folding makes the automaton larger);
-        // words that need it come in several forms. Standard semantics: each state lists
-        // every keyword ending there, which is what an overlapping search reports.
+        // words that need it come in several forms.
         let dfa = DFA::builder()
             .match_kind(MatchKind::Standard)
             .start_kind(StartKind::Unanchored)
             .build(patterns)?;
+        let start = dfa
+            .start_state(Anchored::No)
+            .expect("an unanchored DFA has an unanchored start state");
+        // Every state reachable from the start, and its row of 256 successors.
+        let mut order: Vec<StateID> = vec![start];
+        let mut seen: HashMap<StateID, usize> = HashMap::from([(start, 0)]);
+        let mut rows: Vec<[StateID; 256]> = Vec::new();
+        let mut i = 0;
+        while i < order.len() {
+            let from = order[i];
+            let row: [StateID; 256] =
+                std::array::from_fn(|b| dfa.next_state(Anchored::No, from, b as u8));
+            for &to in &row {
+                seen.entry(to).or_insert_with(|| {
+                    order.push(to);
+                    order.len() - 1
+                });
+            }
+            rows.push(row);
+            i += 1;
+        }
+        // Bytes whose column is the same in every row share a class.
+        let mut class = [0u8; 256];
+        let mut columns: Vec<usize> = Vec::new(); // a representative byte per class
+        for b in 0..256 {
+            let same = columns
+                .iter()
+                .position(|&c| rows.iter().all(|r| r[c] == r[b]));
+            class[b] = match same {
+                Some(k) => k as u8,
+                None => {
+                    columns.push(b);
+                    (columns.len() - 1) as u8
+                }
+            };
+        }
+        let classes = columns.len() as u32;
+        // Number the states: those that end no keyword first, then those that do.
+        let mut number = vec![0u32; order.len()];
+        let (plain, ends): (Vec<usize>, Vec<usize>) =
+            (0..order.len()).partition(|&k| !dfa.is_match(order[k]));
+        let first_match = plain.len() as u32 * classes;
+        let mut matches = Vec::with_capacity(ends.len());
+        for (n, &k) in plain.iter().chain(&ends).enumerate() {
+            number[k] = n as u32 * classes;
+        }
+        for &k in &ends {
+            let s = order[k];
+            matches.push(
+                (0..dfa.match_len(s))
+                    .map(|m| {
+                        let p = dfa.match_pattern(s, m);
+                        (p.as_u32(), dfa.pattern_len(p) as u32)
+                    })
+                    .collect(),
+            );
+        }
+        let mut next = vec![0u32; order.len() * classes as usize];
+        for (k, row) in rows.iter().enumerate() {
+            for (c, &b) in columns.iter().enumerate() {
+                next[(number[k] + c as u32) as usize] = number[seen[&row[b]]];
+            }
+        }
         Ok(Some(Keywords {
-            dfa,
+            next,
+            class,
+            start: number[0],
+            first_match,
+            matches,
+            classes,
             longest: patterns.iter().map(Vec::len).max().unwrap_or(0),
         }))
+    }
+
+    #[inline(always)]
+    fn step(&self, state: u32, byte: u8) -> u32 {
+        self.next[(state + u32::from(self.class[usize::from(byte)])) as usize]
     }
 
     /// Call `f(pattern, start, end)` for every occurrence of every keyword (in no
     /// particular order).
     pub fn for_each(&self, hay: &[u8], mut f: impl FnMut(usize, usize, usize)) {
-        let lane = hay.len() / LANES;
+        let lane = hay.len() / 4;
         if lane < MIN_LANE {
-            self.walk(hay, 0, hay.len(), hay.len(), &mut f);
+            self.walk_from(self.start, hay, 0, hay.len(), hay.len(), &mut f);
             return;
         }
-        let dfa = &self.dfa;
-        let Ok(start) = dfa.start_state(Anchored::No) else {
-            return;
-        };
         let [a, b, c, d] = std::array::from_fn(|k| &hay[k * lane..(k + 1) * lane]);
         // Four states in four locals (registers, not an array in memory, whose store and
         // reload would lengthen every chain), and one branch for all four match checks.
-        let (mut s0, mut s1, mut s2, mut s3) = (start, start, start, start);
-        let next = |s, x| dfa.next_state(Anchored::No, s, x);
+        let mut s = [self.start; 4];
+        let (mut s0, mut s1, mut s2, mut s3) = (s[0], s[1], s[2], s[3]);
         for (i, (((&x0, &x1), &x2), &x3)) in a.iter().zip(b).zip(c).zip(d).enumerate() {
-            s0 = next(s0, x0);
-            s1 = next(s1, x1);
-            s2 = next(s2, x2);
-            s3 = next(s3, x3);
-            if dfa.is_match(s0) | dfa.is_match(s1) | dfa.is_match(s2) | dfa.is_match(s3) {
+            s0 = self.step(s0, x0);
+            s1 = self.step(s1, x1);
+            s2 = self.step(s2, x2);
+            s3 = self.step(s3, x3);
+            if s0.max(s1).max(s2.max(s3)) >= self.first_match {
                 for (k, s) in [s0, s1, s2, s3].into_iter().enumerate() {
-                    if dfa.is_match(s) {
-                        self.report(s, k * lane + i + 1, 0, &mut f);
-                    }
+                    self.report(s, k * lane + i + 1, usize::MAX, &mut f);
                 }
             }
         }
-        let states = [s0, s1, s2, s3];
+        s = [s0, s1, s2, s3];
         // Each lane walks on past its end by the longest keyword less one byte, for the
         // keywords that start in it and end in the next; the last lane to the end.
-        for (k, &state) in states.iter().enumerate() {
+        for (k, &state) in s.iter().enumerate() {
             let from = (k + 1) * lane;
-            let (until, starts_before) = if k + 1 == LANES {
-                (hay.len(), hay.len())
+            let (until, starts_before) = if k == 3 {
+                (hay.len(), usize::MAX)
             } else {
                 ((from + self.longest - 1).min(hay.len()), from)
             };
@@ -92,24 +168,9 @@ impl Keywords {
         }
     }
 
-    /// One walk over `hay[from..until]` from the start state, reporting keywords that
-    /// start before `starts_before`.
-    fn walk(
-        &self,
-        hay: &[u8],
-        from: usize,
-        until: usize,
-        starts_before: usize,
-        f: &mut impl FnMut(usize, usize, usize),
-    ) {
-        if let Ok(start) = self.dfa.start_state(Anchored::No) {
-            self.walk_from(start, hay, from, until, starts_before, f);
-        }
-    }
-
     fn walk_from(
         &self,
-        mut state: aho_corasick::automaton::StateID,
+        mut state: u32,
         hay: &[u8],
         from: usize,
         until: usize,
@@ -117,28 +178,30 @@ impl Keywords {
         f: &mut impl FnMut(usize, usize, usize),
     ) {
         for (i, &b) in hay[from..until].iter().enumerate() {
-            state = self.dfa.next_state(Anchored::No, state, b);
-            if self.dfa.is_match(state) {
+            state = self.step(state, b);
+            if state >= self.first_match {
                 self.report(state, from + i + 1, starts_before, f);
             }
         }
     }
 
-    /// The keywords of match state `state` ending at `end`; with `starts_before` > 0,
-    /// only those starting before it.
+    /// The keywords that end at `end` in `state` (none unless it is a match state) and
+    /// start before `starts_before`.
     #[cold]
     fn report(
         &self,
-        state: aho_corasick::automaton::StateID,
+        state: u32,
         end: usize,
         starts_before: usize,
         f: &mut impl FnMut(usize, usize, usize),
     ) {
-        for k in 0..self.dfa.match_len(state) {
-            let pattern = self.dfa.match_pattern(state, k);
-            let start = end - self.dfa.pattern_len(pattern);
-            if starts_before == 0 || start < starts_before {
-                f(pattern.as_usize(), start, end);
+        let Some(k) = state.checked_sub(self.first_match) else {
+            return;
+        };
+        for &(pattern, len) in &self.matches[(k / self.classes) as usize] {
+            let start = end - len as usize;
+            if start < starts_before {
+                f(pattern as usize, start, end);
             }
         }
     }
@@ -204,20 +267,20 @@ mod tests {
     fn lanes_lose_and_double_nothing() {
         let pats = patterns();
         let kw = Keywords::new(&pats).unwrap().unwrap();
-        let n = LANES * MIN_LANE * 2 + 7;
-        let lane = n / LANES;
+        let n = 4 * MIN_LANE * 2 + 7;
+        let lane = n / 4;
         let mut hay = vec![b'.'; n];
         let mut put = |at: usize, w: &[u8]| hay[at..at + w.len()].copy_from_slice(w);
         put(0, b"password");
         put(n - 8, b"password");
-        for k in 1..LANES {
+        for k in 1..4 {
             let b = k * lane;
             put(b - 20, b"token");
             put(b - 4, b"password"); // across the boundary
             put(b + 4, b"SK");
             put(b + 8, "密码".as_bytes());
         }
-        put(lane * LANES - 1, b"Q~"); // across the end of the last lane proper
+        put(lane * 4 - 1, b"Q~"); // across the end of the last lane proper
         assert_eq!(found(&kw, &hay), naive(&pats, &hay));
     }
 
