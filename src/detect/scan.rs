@@ -281,22 +281,17 @@ impl Scanner {
             if rule.digits && rule.category == Category::Pii && splits_a_number(hay, s, e) {
                 return;
             }
-            // Where a context word is required anyway, look for it before running a
-            // validator (some read phone metadata): most candidates have none.
-            let always = rule.context.is_some() && rule.context_when == ContextWhen::Always;
-            if always && !has_context(hay, ms, me, rule) {
-                return;
-            }
-            // Where context only rescues weak matches, a value that cannot be strong
-            // needs it too: look before paying for the validator.
-            let weak = rule.context.is_some() && rule.context_when == ContextWhen::Weak;
-            if weak
+            // Where a context word is required anyway (always, or because the value could
+            // at best be a weak match), look for it once, before running a validator (some
+            // read phone metadata): most candidates have none.
+            let cannot_stand_alone = rule.context_when == ContextWhen::Weak
                 && rule
                     .validator
                     .as_ref()
-                    .is_some_and(|v| !v.may_accept_without_context(value))
-                && !has_context(hay, ms, me, rule)
-            {
+                    .is_some_and(|v| !v.may_accept_without_context(value));
+            let context_seen = rule.context.is_some()
+                && (rule.context_when == ContextWhen::Always || cannot_stand_alone);
+            if context_seen && !has_context(hay, ms, me, rule) {
                 return;
             }
             let verdict = match &rule.validator {
@@ -305,7 +300,7 @@ impl Scanner {
             };
             let needs_context = match verdict {
                 Verdict::Reject => return,
-                Verdict::NeedsContext => !always,
+                Verdict::NeedsContext => !context_seen,
                 Verdict::Accept => false,
             };
             if needs_context && !has_context(hay, ms, me, rule) {

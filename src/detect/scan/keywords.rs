@@ -135,14 +135,13 @@ impl Keywords {
     pub fn for_each(&self, hay: &[u8], mut f: impl FnMut(usize, usize, usize)) {
         let lane = hay.len() / 4;
         if lane < MIN_LANE {
-            self.walk_from(self.start, hay, 0, hay.len(), hay.len(), &mut f);
+            self.walk_from(self.start, hay, 0, hay.len(), usize::MAX, &mut f);
             return;
         }
         let [a, b, c, d] = std::array::from_fn(|k| &hay[k * lane..(k + 1) * lane]);
         // Four states in four locals (registers, not an array in memory, whose store and
         // reload would lengthen every chain), and one branch for all four match checks.
-        let mut s = [self.start; 4];
-        let (mut s0, mut s1, mut s2, mut s3) = (s[0], s[1], s[2], s[3]);
+        let (mut s0, mut s1, mut s2, mut s3) = (self.start, self.start, self.start, self.start);
         for (i, (((&x0, &x1), &x2), &x3)) in a.iter().zip(b).zip(c).zip(d).enumerate() {
             s0 = self.step(s0, x0);
             s1 = self.step(s1, x1);
@@ -154,10 +153,9 @@ impl Keywords {
                 }
             }
         }
-        s = [s0, s1, s2, s3];
         // Each lane walks on past its end by the longest keyword less one byte, for the
         // keywords that start in it and end in the next; the last lane to the end.
-        for (k, &state) in s.iter().enumerate() {
+        for (k, state) in [s0, s1, s2, s3].into_iter().enumerate() {
             let from = (k + 1) * lane;
             let (until, starts_before) = if k == 3 {
                 (hay.len(), usize::MAX)
