@@ -645,9 +645,7 @@ mod tests {
 
     /// The raw text a view span maps back to.
     fn back<'a>(raw: &'a [u8], map: &OffsetMap, view: &[u8], needle: &str) -> &'a str {
-        let s = memchr::memmem::find(view, needle.as_bytes()).expect("needle in view");
-        let (a, b) = map.raw_span(s, s + needle.len());
-        std::str::from_utf8(&raw[a..b]).unwrap()
+        map.raw_text_of(raw, view, needle)
     }
 
     #[test]

@@ -47,6 +47,15 @@ impl OffsetMap {
             .saturating_sub(1)
     }
 
+    /// The raw text the first occurrence of `needle` in `view` maps back to (tests of
+    /// the views built over this map).
+    #[cfg(test)]
+    pub(crate) fn raw_text_of<'a>(&self, raw: &'a [u8], view: &[u8], needle: &str) -> &'a str {
+        let s = memchr::memmem::find(view, needle.as_bytes()).expect("needle in view");
+        let (a, b) = self.raw_span(s, s + needle.len());
+        std::str::from_utf8(&raw[a..b]).unwrap()
+    }
+
     /// The raw span for the view span `start..end`. A span that starts or ends inside
     /// an escape is widened to the whole escape, so the raw span never cuts one.
     pub fn raw_span(&self, start: usize, end: usize) -> (usize, usize) {
